@@ -1,0 +1,1 @@
+"""Inference backends: PyTorch (CPU float reference, CUDA) now; the packed-bit CPU backend later."""

@@ -1,0 +1,63 @@
+"""The `bsrn` command line: one module per command, registered on one Typer app."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import click
+import typer
+
+from bsrn_cli import __version__
+from bsrn_cli.cli.common import Settings, err_console, report_error
+from bsrn_cli.errors import BsrnError
+
+app = typer.Typer(name="bsrn", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Upscale images with a binarized super-resolution network (BSRN).")
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"bsrn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version.")] = False,
+) -> None:
+    Settings.debug = debug or os.environ.get("BSRN_DEBUG") == "1"
+
+
+def _register() -> None:
+    from bsrn_cli.cli.info import info_command
+    from bsrn_cli.cli.train import train_command
+    from bsrn_cli.cli.upscale import upscale_command
+
+    app.command("upscale")(upscale_command)
+    app.command("info")(info_command)
+    app.command("train")(train_command)
+
+
+_register()
+
+
+def main() -> None:
+    try:
+        status = app(standalone_mode=False)
+        if isinstance(status, int) and status:
+            sys.exit(status)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (BsrnError, Exception) as exc:
+        report_error(exc)
+        sys.exit(1)

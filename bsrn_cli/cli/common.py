@@ -1,0 +1,37 @@
+"""What every command shares: the consoles, option types, and one-line error reporting."""
+
+from __future__ import annotations
+
+import traceback
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from bsrn_cli.errors import BsrnError
+
+console = Console()
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Settings:
+    debug = False
+
+
+def report_error(exc: BaseException) -> None:
+    """One line on stderr; the traceback only with --debug."""
+    if Settings.debug:
+        err_console.print(traceback.format_exc(), markup=False)
+    message = str(exc) if isinstance(exc, BsrnError) else f"{type(exc).__name__}: {exc}"
+    err_console.print(f"error: {message}", markup=False)
+
+
+def check_scale(scale: int | None) -> None:
+    if scale is not None and scale not in (2, 3, 4):
+        raise BsrnError(f"unsupported scale {scale}: choose 2, 3 or 4")
+
+
+ScaleOption = Annotated[int | None, typer.Option("--scale", "-s", help="Upscaling factor: 2, 3 or 4.")]
+ModelOption = Annotated[str | None, typer.Option(
+    "--model", "-m", help="Registered model name (see `bsrn info`) or a .safetensors path.")]
+DeviceOption = Annotated[str, typer.Option("--device", help="cpu, cuda or auto (cuda when available).")]

@@ -1,0 +1,65 @@
+"""The SR evaluation protocol on a data set folder: modcrop, MATLAB-bicubic LR, Y PSNR/SSIM."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from bsrn_cli.errors import BsrnError
+from bsrn_cli.imresize import imresize, modcrop
+from bsrn_cli.io.images import IMAGE_SUFFIXES, read_image_array, rgb_to_gray
+from bsrn_cli.metrics import psnr_y, ssim_y
+
+
+@dataclass
+class EvalPair:
+    name: str
+    lr: np.ndarray  # uint8, (h, w) or (h, w, 3)
+    hr: np.ndarray  # uint8, modcropped
+
+
+def load_pairs(dataset: str | Path, scale: int) -> list[EvalPair]:
+    """Pairs from ``DATASET/HR`` (+ ``LR_bicubic/X{s}`` when present) or a plain HR folder."""
+    dataset = Path(dataset)
+    hr_dir = dataset / "HR" if (dataset / "HR").is_dir() else dataset
+    if not hr_dir.is_dir():
+        raise BsrnError(f"{dataset}: no such data set folder")
+    lr_dir = dataset / "LR_bicubic" / f"X{scale}"
+    paths = sorted(p for p in hr_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not paths:
+        raise BsrnError(f"{hr_dir}: no HR images")
+    pairs = []
+    for path in paths:
+        hr = modcrop(read_image_array(path), scale)
+        lr_path = lr_dir / path.name
+        if lr_dir.is_dir():
+            if not lr_path.is_file():
+                raise BsrnError(f"{lr_path}: missing LR image for {path.name}")
+            lr = read_image_array(lr_path)
+            if lr.shape[:2] != (hr.shape[0] // scale, hr.shape[1] // scale):
+                raise BsrnError(f"{lr_path}: LR size {lr.shape[1]}x{lr.shape[0]} is not the HR size / {scale}")
+        else:
+            lr = imresize(hr, 1 / scale)
+        pairs.append(EvalPair(path.stem, lr, hr))
+    return pairs
+
+
+def score(pairs: list[EvalPair], upscale: Callable[[np.ndarray], np.ndarray], scale: int) -> list[dict]:
+    """Per-image PSNR/SSIM of ``upscale`` (uint8 LR -> uint8 SR, same channel layout)."""
+    rows = []
+    for pair in pairs:
+        sr = upscale(pair.lr)
+        rows.append({"name": pair.name, "psnr": psnr_y(sr, pair.hr, scale), "ssim": ssim_y(sr, pair.hr, scale)})
+    return rows
+
+
+def as_network_input(upscale_rgb: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """Wrap an RGB upscaler so grayscale LR goes in as R=G=B and comes out single-channel."""
+    def run(lr: np.ndarray) -> np.ndarray:
+        if lr.ndim == 2:
+            return rgb_to_gray(upscale_rgb(np.repeat(lr[..., None], 3, axis=2)))
+        return upscale_rgb(lr)
+    return run

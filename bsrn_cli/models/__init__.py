@@ -1,0 +1,1 @@
+"""Networks, quantizers and the weights format."""

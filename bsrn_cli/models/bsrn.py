@@ -1,0 +1,203 @@
+"""BSRN (Xin et al., ECCV 2020): float head, binary body of HPB/LB blocks with BAM, float tail.
+
+The wiring that Fig. 3 of the paper would have shown is our reading; docs/architecture.md
+explains every choice. Configurations differ only in :class:`BSRNConfig` fields.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bsrn_cli.errors import BsrnError
+from bsrn_cli.models.layers import QuantConv2d, RPReLU
+from bsrn_cli.models.quantizers import ACCUMULATION_MODES, ActivationAccumulator, SteSign, WeightAccumulator
+
+SCALES = (2, 3, 4)
+LB_KERNEL_SIZES = (3, 1, 1)
+LONG_RANGE_MODES = ("global", "hpb", "none")
+UPSAMPLERS = ("edsr", "light")
+IMAGE_SKIPS = ("none", "nearest", "bicubic")
+
+
+@dataclass(frozen=True)
+class BSRNConfig:
+    """Everything that decides the network's shape and its binarization."""
+
+    scale: int = 4
+    channels: int = 48
+    hpb_blocks: int = 20
+    lb_per_hpb: int = 2
+    weight_accumulation: str = "learned"      # learned | ones (W1) | none (W2)
+    activation_accumulation: str = "learned"  # learned | ones (A1) | none (A2)
+    long_range: str = "global"                # which earlier 3x3 filters an LB's 3x3 accumulates
+    upsampler: str = "edsr"                   # edsr: conv+shuffle per x2 stage; light: one conv+shuffle
+    body_conv: bool = True                    # float 3x3 conv closing the body before the long skip
+    fp_skip: bool = False                     # float identity around every binary conv (E2FIF/BBCU)
+    rprelu: bool = False                      # RPReLU after every binary conv (ReActNet/BBCU)
+    image_skip: str = "none"                  # add the upscaled input (none | nearest | bicubic)
+    residual_scale: float = 0.1               # initial per-channel gain on each binary conv's output
+    in_channels: int = 3
+
+    def __post_init__(self):
+        if self.scale not in SCALES:
+            raise BsrnError(f"scale must be one of {SCALES}, not {self.scale}")
+        for field, allowed in (("weight_accumulation", ACCUMULATION_MODES),
+                               ("activation_accumulation", ACCUMULATION_MODES),
+                               ("long_range", LONG_RANGE_MODES), ("upsampler", UPSAMPLERS),
+                               ("image_skip", IMAGE_SKIPS)):
+            if getattr(self, field) not in allowed:
+                raise BsrnError(f"{field} must be one of {allowed}, not {getattr(self, field)!r}")
+        if self.channels < 1 or self.hpb_blocks < 1 or self.lb_per_hpb < 1:
+            raise BsrnError("channels, hpb_blocks and lb_per_hpb must be positive")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "BSRNConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise BsrnError(f"unknown BSRN configuration fields: {', '.join(sorted(unknown))}")
+        return cls(**values)
+
+
+PRESETS: dict[str, dict] = {
+    # The paper's network as we read it: BAM everywhere, EDSR-style upsampler.
+    "paper": {},
+    # What we ship: BAM plus the two largest later-work gains, and a light upsampler so the
+    # float tail does not dominate CPU time (DESIGN.md section 5).
+    "fast": {"upsampler": "light", "fp_skip": True, "rprelu": True, "image_skip": "bicubic",
+             "long_range": "hpb"},
+}
+
+
+def preset_config(preset: str, scale: int, **overrides) -> BSRNConfig:
+    if preset not in PRESETS:
+        raise BsrnError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
+    return BSRNConfig(scale=scale, **{**PRESETS[preset], **overrides})
+
+
+class LBBlock(nn.Module):
+    """One binary 3x3 conv and two binary 1x1 convs with short-range accumulation.
+
+    Layer n binarizes BN(b_1 A_1 + ... + b_n A_n) of the block's earlier inputs, and its
+    filters accumulate the block's earlier filters (the 3x3 one through its spatial mean).
+    The 3x3 filters also accumulate ``long_range_terms`` earlier LB blocks' 3x3 filters.
+    """
+
+    def __init__(self, config: BSRNConfig, long_range_terms: int):
+        super().__init__()
+        c = config.channels
+        self.fp_skip = config.fp_skip
+        self.convs = nn.ModuleList(QuantConv2d(c, c, k, input_quantizer=SteSign()) for k in LB_KERNEL_SIZES)
+        self.weight_acc = nn.ModuleList(
+            WeightAccumulator(n_terms=(long_range_terms + 1) if i == 0 else i + 1, mode=config.weight_accumulation)
+            for i in range(len(LB_KERNEL_SIZES)))
+        self.act_acc = nn.ModuleList(
+            ActivationAccumulator(n_terms=i + 1, channels=c, mode=config.activation_accumulation)
+            for i in range(len(LB_KERNEL_SIZES)))
+        self.rprelu = nn.ModuleList(RPReLU(c) for _ in LB_KERNEL_SIZES) if config.rprelu else None
+        # A learned per-output-channel gain (folded into E(|W|) at inference) keeps the sum of
+        # 120 binary convs' outputs near the scale of the head's features at the start.
+        self.gains = nn.ParameterList(
+            nn.Parameter(torch.full((1, c, 1, 1), config.residual_scale)) for _ in LB_KERNEL_SIZES)
+
+    def kernels(self, earlier_3x3: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The effective binary kernels W^B of the three convs (eq. 3)."""
+        own = [conv.weight for conv in self.convs]
+        result = [self.weight_acc[0](earlier_3x3 + [own[0]])]
+        for i in range(1, len(own)):
+            result.append(self.weight_acc[i](own[: i + 1]))
+        return result
+
+    def forward(self, x: torch.Tensor, kernels: list[torch.Tensor]) -> torch.Tensor:
+        activations = [x]
+        h = x
+        for i, conv in enumerate(self.convs):
+            z = conv(self.act_acc[i](activations), kernels[i]) * self.gains[i]
+            if self.rprelu is not None:
+                z = self.rprelu[i](z)
+            h = h + z if self.fp_skip else z
+            activations.append(h)
+        return h if self.fp_skip else x + h
+
+
+def _upsampler(config: BSRNConfig) -> nn.Sequential:
+    c, s, out = config.channels, config.scale, config.in_channels
+    if config.upsampler == "light":
+        return nn.Sequential(nn.Conv2d(c, out * s * s, 3, padding=1), nn.PixelShuffle(s))
+    stages: list[nn.Module] = []
+    factors = [3] if s == 3 else [2] * int(math.log2(s))
+    for f in factors:
+        stages += [nn.Conv2d(c, c * f * f, 3, padding=1), nn.PixelShuffle(f)]
+    stages.append(nn.Conv2d(c, out, 3, padding=1))
+    return nn.Sequential(*stages)
+
+
+class BSRN(nn.Module):
+    """Input and output are RGB in [0, 1]; output is ``scale`` times larger."""
+
+    def __init__(self, config: BSRNConfig):
+        super().__init__()
+        self.config = config
+        c = config.channels
+        self.head = nn.Conv2d(config.in_channels, c, 3, padding=1)
+        self.body = nn.ModuleList(
+            LBBlock(config, self._long_range_terms(i)) for i in range(config.hpb_blocks * config.lb_per_hpb))
+        self.body_conv = nn.Conv2d(c, c, 3, padding=1) if config.body_conv else None
+        self.upsampler = _upsampler(config)
+        if config.image_skip != "none":
+            # The network then starts as plain interpolation and learns the residual.
+            last = self.upsampler[-1] if isinstance(self.upsampler[-1], nn.Conv2d) else self.upsampler[-2]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+
+    def _long_range_terms(self, index: int) -> int:
+        if self.config.long_range == "global":
+            return index
+        if self.config.long_range == "hpb":
+            return index % self.config.lb_per_hpb
+        return 0
+
+    @property
+    def scale(self) -> int:
+        return self.config.scale
+
+    def binary_kernels(self) -> list[list[torch.Tensor]]:
+        """Effective binary kernels of every LB block, with long-range accumulation."""
+        result, earlier = [], []
+        for i, block in enumerate(self.body):
+            if self.config.long_range == "hpb" and i % self.config.lb_per_hpb == 0:
+                earlier = []
+            terms = earlier[len(earlier) - self._long_range_terms(i):] if self._long_range_terms(i) else []
+            result.append(block.kernels(terms))
+            earlier.append(block.convs[0].weight)
+        return result
+
+    def receptive_radius(self) -> int:
+        """LR pixels of context each output pixel depends on, per side (for tile overlap)."""
+        n_lr_convs = 1 + len(self.body) + (1 if self.body_conv is not None else 0)
+        tail = 1 if self.config.upsampler == "light" else len(self.upsampler) // 2 + 1
+        skip = 2 if self.config.image_skip == "bicubic" else 0
+        return max(n_lr_convs + tail, skip)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.head(x - 0.5)
+        h = features
+        for block, kernels in zip(self.body, self.binary_kernels()):
+            h = block(h, kernels)
+        if self.body_conv is not None:
+            h = self.body_conv(h)
+        out = self.upsampler(h + features) + 0.5
+        if self.config.image_skip != "none":
+            mode = self.config.image_skip
+            out = out + F.interpolate(x, scale_factor=self.scale, mode=mode,
+                                      **({"align_corners": False} if mode == "bicubic" else {})) - 0.5
+        return out

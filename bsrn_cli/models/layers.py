@@ -1,0 +1,56 @@
+"""Quantized convolution: the ordinary conv plus an input and a kernel quantizer (larq-style)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bsrn_cli.models import quantizers
+
+
+class QuantConv2d(nn.Conv2d):
+    """``nn.Conv2d`` whose input and kernel pass through quantizers; None = full precision.
+
+    ``forward(x, kernel=...)`` takes an already-quantized kernel, which is how BAM's
+    accumulated filters (computed by the block from several layers' weights) come in.
+    Padding is zero padding of the *binarized* input, as in the float reference; the packed
+    backend reproduces it exactly with a +1 pad and an integer correction.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *,
+                 input_quantizer=None, kernel_quantizer=None, bias: bool = False):
+        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
+        self.input_quantizer = quantizers.get(input_quantizer)
+        self.kernel_quantizer = quantizers.get(kernel_quantizer)
+        # Binary layers see ±1 inputs: a fan-in-scaled init keeps pre-sign values near 1.
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+
+    @property
+    def is_binary(self) -> bool:
+        return self.input_quantizer is not None
+
+    def quantized_kernel(self) -> torch.Tensor:
+        return self.weight if self.kernel_quantizer is None else self.kernel_quantizer(self.weight)
+
+    def forward(self, x: torch.Tensor, kernel: torch.Tensor | None = None) -> torch.Tensor:
+        if kernel is None:
+            kernel = self.quantized_kernel()
+        if self.input_quantizer is not None:
+            x = self.input_quantizer(x)
+        return F.conv2d(x, kernel, self.bias, padding=self.padding)
+
+
+class RPReLU(nn.Module):
+    """PReLU with learned per-channel shifts before and after (ReActNet / BBCU)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.shift_in = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.shift_out = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.prelu = nn.PReLU(channels, init=0.25)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.prelu(x - self.shift_in) + self.shift_out

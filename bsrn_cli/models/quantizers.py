@@ -1,0 +1,188 @@
+"""Binarizers and BAM accumulators: small named objects that layers accept (larq-style).
+
+Every quantizer is an ``nn.Module`` (some carry learned scalars) and can be named by a
+string in a configuration; :func:`get` resolves names, dicts, modules and None.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bsrn_cli.errors import BsrnError
+
+
+def binarize(x: torch.Tensor) -> torch.Tensor:
+    """x < 0 -> -1, else +1 (so +0.0 and -0.0 both give +1, unlike torch.sign)."""
+    return torch.where(x < 0, -torch.ones_like(x), torch.ones_like(x))
+
+
+def ste_sign(x: torch.Tensor, clip_value: float | None = 1.0) -> torch.Tensor:
+    """Sign in the forward pass; straight-through gradient, zeroed where |x| > clip_value."""
+    if clip_value is None:
+        surrogate = x
+    else:
+        surrogate = torch.clamp(x, -clip_value, clip_value)
+    return surrogate + (binarize(x) - surrogate).detach()
+
+
+def mean_abs_per_output_channel(w: torch.Tensor) -> torch.Tensor:
+    """E(|W|): the mean absolute value of each output channel's filter, shaped to broadcast."""
+    return w.abs().mean(dim=tuple(range(1, w.dim())), keepdim=True)
+
+
+def standardize_per_output_channel(w: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """The BN of eq. 3, applied to a filter bank: zero mean, unit variance per output channel."""
+    dims = tuple(range(1, w.dim()))
+    mean = w.mean(dim=dims, keepdim=True)
+    var = w.var(dim=dims, keepdim=True, unbiased=False)
+    return (w - mean) / torch.sqrt(var + eps)
+
+
+class SteSign(nn.Module):
+    """Sign with a straight-through estimator (BNN); the activation binarizer."""
+
+    def __init__(self, clip_value: float | None = 1.0):
+        super().__init__()
+        self.clip_value = clip_value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ste_sign(x, self.clip_value)
+
+    def extra_repr(self) -> str:
+        return f"clip_value={self.clip_value}"
+
+
+class ScaledSign(nn.Module):
+    """Weight binarizer: sign(W) * E(|W|) per output channel (XNOR-Net style)."""
+
+    def __init__(self, clip_value: float | None = None):
+        super().__init__()
+        self.clip_value = clip_value
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return ste_sign(w, self.clip_value) * mean_abs_per_output_channel(w)
+
+
+def match_kernel(w: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Bring an earlier layer's filter bank to the spatial size of a later one.
+
+    A 3x3 filter accumulated into a 1x1 layer contributes its spatial mean: the 1x1 filter
+    that responds to a constant patch the way the 3x3 one does.
+    """
+    if w.shape == like.shape:
+        return w
+    if w.shape[:2] != like.shape[:2]:
+        raise ValueError(f"cannot accumulate filters {tuple(w.shape)} into {tuple(like.shape)}")
+    return F.adaptive_avg_pool2d(w, like.shape[-2:])
+
+
+ACCUMULATION_MODES = ("learned", "ones", "none")
+
+
+class WeightAccumulator(nn.Module):
+    """BAM for weights (eq. 3): W_n^B = Sign(BN(a_1 W_1 + ... + a_n W_n)) * E(|W_n|).
+
+    mode "learned": the a's are learned scalars (initialised to 1);
+    "ones": a = 1 (ablation BSRN-W1); "none": only W_n (ablation BSRN-W2).
+    The last filter bank passed in is W_n, the layer's own.
+    """
+
+    def __init__(self, n_terms: int, mode: str = "learned", clip_value: float | None = None):
+        super().__init__()
+        if mode not in ACCUMULATION_MODES:
+            raise BsrnError(f"weight accumulation mode must be one of {ACCUMULATION_MODES}, not {mode!r}")
+        self.mode = mode
+        self.n_terms = 1 if mode == "none" else n_terms
+        self.clip_value = clip_value
+        if mode == "learned":
+            # The own filter starts at 1 and the earlier ones share a weight of about 1 in
+            # total, so a long history does not drown the layer's own filter at the start.
+            a = torch.ones(self.n_terms)
+            a[:-1] = 1.0 / self.n_terms
+            self.a = nn.Parameter(a)
+        else:
+            self.register_buffer("a", torch.ones(self.n_terms), persistent=False)
+
+    def accumulate(self, weights: Sequence[torch.Tensor]) -> torch.Tensor:
+        own = weights[-1]
+        terms = list(weights[-self.n_terms:])
+        if len(terms) != self.n_terms:
+            raise ValueError(f"expected {self.n_terms} filter banks, got {len(terms)}")
+        total = torch.zeros_like(own)
+        for a, w in zip(self.a, terms):
+            total = total + a * match_kernel(w, own)
+        return total
+
+    def forward(self, weights: Sequence[torch.Tensor]) -> torch.Tensor:
+        own = weights[-1]
+        normalized = standardize_per_output_channel(self.accumulate(weights))
+        return ste_sign(normalized, self.clip_value) * mean_abs_per_output_channel(own)
+
+    def extra_repr(self) -> str:
+        return f"n_terms={self.n_terms}, mode={self.mode!r}"
+
+
+class ActivationAccumulator(nn.Module):
+    """BAM for activations (eq. 9/10): the float map that Sign turns into A_n^B.
+
+    Returns BN(b_1 A_1 + ... + b_n A_n) with b_i = b_i^scale * E(A_i), E the per-pixel mean
+    over channels and b_i^scale a learned scalar. mode "ones": b = 1 (ablation BSRN-A1);
+    "none": BN(A_n) alone (ablation BSRN-A2). The caller applies the sign.
+    """
+
+    def __init__(self, n_terms: int, channels: int, mode: str = "learned"):
+        super().__init__()
+        if mode not in ACCUMULATION_MODES:
+            raise BsrnError(f"activation accumulation mode must be one of {ACCUMULATION_MODES}, not {mode!r}")
+        self.mode = mode
+        self.n_terms = 1 if mode == "none" else n_terms
+        if mode == "learned":
+            self.b_scale = nn.Parameter(torch.ones(self.n_terms))
+        self.norm = nn.BatchNorm2d(channels)
+
+    def combine(self, activations: Sequence[torch.Tensor]) -> torch.Tensor:
+        terms = list(activations[-self.n_terms:])
+        if len(terms) != self.n_terms:
+            raise ValueError(f"expected {self.n_terms} activations, got {len(terms)}")
+        if self.mode == "none":
+            return terms[0]
+        if self.mode == "ones":
+            return torch.stack(terms).sum(0) if len(terms) > 1 else terms[0]
+        total = None
+        for b_scale, a in zip(self.b_scale, terms):
+            term = b_scale * a.mean(dim=1, keepdim=True) * a
+            total = term if total is None else total + term
+        return total
+
+    def forward(self, activations: Sequence[torch.Tensor]) -> torch.Tensor:
+        return self.norm(self.combine(activations))
+
+    def extra_repr(self) -> str:
+        return f"n_terms={self.n_terms}, mode={self.mode!r}"
+
+
+_NAMED: dict[str, Callable[[], nn.Module]] = {
+    "ste_sign": SteSign,
+    "scaled_sign": ScaledSign,
+}
+
+
+def get(identifier: None | str | dict | nn.Module | Callable) -> nn.Module | None:
+    """Resolve a quantizer: None (full precision), a name, {"name": ..., **kwargs}, or a module."""
+    if identifier is None:
+        return None
+    if isinstance(identifier, nn.Module):
+        return identifier
+    if isinstance(identifier, str):
+        identifier = {"name": identifier}
+    if isinstance(identifier, dict):
+        settings = dict(identifier)
+        name = settings.pop("name", None)
+        if name not in _NAMED:
+            raise BsrnError(f"unknown quantizer {name!r}; known: {', '.join(sorted(_NAMED))}")
+        return _NAMED[name](**settings)
+    raise BsrnError(f"cannot interpret {identifier!r} as a quantizer")

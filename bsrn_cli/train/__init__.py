@@ -1,0 +1,1 @@
+"""Training: data sampling, the optimisation loop, checkpoints and export."""

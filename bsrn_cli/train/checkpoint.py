@@ -1,0 +1,43 @@
+"""Training checkpoints in safetensors: model, optimizer state and loop state, written atomically."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+
+from bsrn_cli.errors import BsrnError
+from bsrn_cli.models.weights import atomic_save_file, refuse_pickle
+
+CHECKPOINT_KEY = "bsrn_checkpoint"
+
+
+def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict) -> None:
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    optim_state = optimizer.state_dict()
+    for index, values in optim_state["state"].items():
+        for key, value in values.items():
+            tensors[f"optim.{index}.{key}"] = torch.as_tensor(value)
+    header = {"param_groups": optim_state["param_groups"], "loop": state}
+    atomic_save_file(tensors, path, {CHECKPOINT_KEY: json.dumps(header)})
+
+
+def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    """Restore model and optimizer in place; return the loop state that was saved."""
+    refuse_pickle(path)
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        if CHECKPOINT_KEY not in meta:
+            raise BsrnError(f"{path}: not a bsrn training checkpoint")
+        header = json.loads(meta[CHECKPOINT_KEY])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("optim."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": header["param_groups"]})
+    return header["loop"]

@@ -1,0 +1,59 @@
+"""Shared fixtures: where ../shared/data is, small models, image files made on the fly."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from bsrn_cli.models.bsrn import BSRN, preset_config
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("BSRN_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def require_dataset(name: str) -> Path:
+    path = SHARED_DATA / name
+    if not (path / "HR").is_dir():
+        pytest.skip(f"data set {name} not found at {path} (set BSRN_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture
+def set5() -> Path:
+    return require_dataset("Set5")
+
+
+@pytest.fixture
+def set14() -> Path:
+    return require_dataset("Set14")
+
+
+def tiny_model(scale: int = 2, preset: str = "fast", **overrides) -> BSRN:
+    """A small BSRN (2 LB blocks, 8 channels) with non-trivial random weights, in eval mode."""
+    torch.manual_seed(0)
+    model = BSRN(preset_config(preset, scale, channels=8, hpb_blocks=1, **overrides))
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 4 and p.abs().sum() == 0:  # zero-initialised last conv: give it content
+                p.normal_(0, 0.1)
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def write_image(path: Path, size=(40, 30), mode="RGB", seed=0) -> Path:
+    rng = np.random.default_rng(seed)
+    w, h = size
+    channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
+    pixels = rng.integers(0, 256, (h, w, channels), dtype=np.uint8)
+    image = Image.fromarray(pixels[..., 0] if channels == 1 else pixels, mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return path
