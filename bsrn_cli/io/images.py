@@ -100,6 +100,11 @@ def compose_output(rgb: np.ndarray, loaded: LoadedImage, scale: int) -> Image.Im
     return out
 
 
+def save_image_array(pixels: np.ndarray, path: Path) -> None:
+    """Save uint8 (h, w) or (h, w, 3) pixels atomically."""
+    save_image_atomic(Image.fromarray(pixels, "L" if pixels.ndim == 2 else "RGB"), path)
+
+
 def save_image_atomic(image: Image.Image, path: Path, quality: int = 95) -> None:
     """Write to a temporary file in the output folder, then rename: never a partial output."""
     fmt = output_format(path)

@@ -54,13 +54,13 @@ def default_model_name(scale: int) -> str:
 # Preliminary weights; docs/training.md has the commands that made them.
 register_model(PretrainedModel(
     name="bsrn-fast-x2", scale=2, filename="bsrn-fast-x2.safetensors",
-    sha256="0000000000000000000000000000000000000000000000000000000000000000",
+    sha256="c6b4417534e8e472fdc0deb8729bad30b48c717f7da862749371c502b02610a7",
     description="BSRN 'fast' preset (BAM + FP skip + RPReLU, light upsampler), x2, preliminary"))
 register_model(PretrainedModel(
     name="bsrn-fast-x3", scale=3, filename="bsrn-fast-x3.safetensors",
-    sha256="0000000000000000000000000000000000000000000000000000000000000000",
+    sha256="e664256b801c145443a55b14933332be83508072e73d44158c2db76adbb66761",
     description="BSRN 'fast' preset (BAM + FP skip + RPReLU, light upsampler), x3, preliminary"))
 register_model(PretrainedModel(
     name="bsrn-fast-x4", scale=4, filename="bsrn-fast-x4.safetensors",
-    sha256="0000000000000000000000000000000000000000000000000000000000000000",
+    sha256="9c74e3922c24565b26e1fc93fcd0234c04f00045a1bd781a51bb15b83efcf7be",
     description="BSRN 'fast' preset (BAM + FP skip + RPReLU, light upsampler), x4, preliminary"))

@@ -8,6 +8,7 @@ directory holds a jsonl log, ``last.safetensors`` (resumable) and ``best.safeten
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import signal
@@ -82,13 +83,16 @@ def learning_rate(config: TrainConfig, step: int, elapsed: float = 0.0) -> float
     raise BsrnError(f"unknown schedule {config.schedule!r} (cosine or step)")
 
 
-def initialise_from(model: BSRN, path: str) -> int:
-    """Copy every tensor of matching name and shape (e.g. an x4 body into an x2 model)."""
-    tensors, _ = read_weights(path)
+def initialise_from(model: BSRN, path: str) -> tuple[int, dict]:
+    """Copy every tensor of matching name and shape (e.g. an x4 body into an x2 model).
+
+    Returns how many tensors matched and the source's metadata, kept as the new weights' lineage.
+    """
+    tensors, meta = read_weights(path)
     own = model.state_dict()
     matched = {k: v for k, v in tensors.items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(matched, strict=False)
-    return len(matched)
+    return len(matched), meta
 
 
 @torch.no_grad()
@@ -148,19 +152,25 @@ def train(config: TrainConfig, log=print) -> dict:
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
     last_path, best_path = out / "last.safetensors", out / "best.safetensors"
-    state = {"step": 0, "best_psnr": -1.0, "seconds": 0.0, "images": len(sampler)}
+    state = {"step": 0, "best_psnr": -1.0, "seconds": 0.0, "images": len(sampler), "init_from": None}
     if config.resume and last_path.exists():
         state = load_checkpoint(last_path, model, optimizer)
         log(f"resumed from {last_path} at step {state['step']}")
     elif config.init:
-        log(f"initialised {initialise_from(model, config.init)} tensors from {config.init}")
+        matched, source_meta = initialise_from(model, config.init)
+        state["init_from"] = {"file": Path(config.init).name, "scale": source_meta.get("scale"),
+                              "training": source_meta.get("training")}
+        log(f"initialised {matched} tensors from {config.init}")
     (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
 
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and config.bf16
                 else nullcontext())
-    training_record = {"data": [str(d) for d in config.data], "images": len(sampler), "scale": config.scale,
+    listing = "\n".join(sorted(str(p) for p in paths)).encode()
+    training_record = {"data": [str(d) for d in config.data], "images": len(sampler),
+                       "image_list_sha256": hashlib.sha256(listing).hexdigest(), "scale": config.scale,
                        "batch": config.batch, "lr_patch": config.lr_patch, "device": str(device),
-                       "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
+                       "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                       "init_from": state.get("init_from")}
 
     def export_best(metrics: dict) -> None:
         save_weights(model, best_path, training={**training_record, "steps": state["step"],

@@ -1,0 +1,87 @@
+"""`bsrn eval`: PSNR/SSIM on standard data sets by the SR protocol, beside the published rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from bsrn_cli.cli.common import DeviceOption, ModelOption, ScaleOption, check_scale, console
+from bsrn_cli.errors import BsrnError
+
+
+def _upscaler(model: str | None, scale: int, device: str, tile: int):
+    """A uint8 LR -> uint8 SR function (grayscale in, grayscale out) and the model's name."""
+    from bsrn_cli.evaluation import as_network_input
+    from bsrn_cli.imresize import imresize
+
+    if model == "bicubic":
+        return (lambda lr: imresize(lr, float(scale))), "bicubic"
+    from bsrn_cli.backends.torch_backend import TorchUpscaler, pick_device
+    from bsrn_cli.models.loader import load_model
+
+    net, _, source = load_model(model, scale)
+    upscaler = TorchUpscaler(net, pick_device(device), tile=tile)
+    return as_network_input(upscaler.upscale), source
+
+
+def eval_command(
+    datasets: Annotated[list[Path], typer.Argument(help="Data set folders (HR/ [+ LR_bicubic/X{s}/]) or HR folders.")],
+    scale: ScaleOption = None,
+    model: ModelOption = None,
+    device: DeviceOption = "auto",
+    tile: Annotated[int, typer.Option(help="Tile side in input pixels (0: whole image).")] = 256,
+    save_sr: Annotated[Path | None, typer.Option(help="Write the SR images into this folder.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per data set.")] = False,
+) -> None:
+    """Evaluate a model (or --model bicubic) on data sets: Y-PSNR/SSIM, s-pixel border crop.
+
+    Example: bsrn eval ../shared/data/Set5 ../shared/data/Set14 -s 4
+    """
+    from bsrn_cli.evaluation import load_pairs, score
+    from bsrn_cli.io.images import save_image_array
+    from bsrn_cli.published import published_rows
+
+    check_scale(scale)
+    if scale is None:
+        raise BsrnError("give the scale with -s 2, 3 or 4")
+    upscale, model_name = _upscaler(model, scale, device, tile)
+    for dataset in datasets:
+        pairs = load_pairs(dataset, scale)
+        name = dataset.resolve().name if dataset.resolve().name != "HR" else dataset.resolve().parent.name
+        outputs = {}
+
+        def run(lr: np.ndarray, _pair_names=iter(p.name for p in pairs)) -> np.ndarray:
+            sr = upscale(lr)
+            outputs[next(_pair_names)] = sr
+            return sr
+
+        rows = score(pairs, run, scale)
+        if save_sr is not None:
+            for image_name, sr in outputs.items():
+                save_image_array(sr, save_sr / name / f"{image_name}_x{scale}.png")
+        mean_psnr = float(np.mean([r["psnr"] for r in rows]))
+        mean_ssim = float(np.mean([r["ssim"] for r in rows]))
+        if as_json:
+            print(json.dumps({"dataset": name, "scale": scale, "model": model_name, "psnr": mean_psnr,
+                              "ssim": mean_ssim, "images": rows}))
+            continue
+        table = Table(title=f"{name} x{scale}: {model_name}")
+        table.add_column("image")
+        table.add_column("PSNR (dB)", justify="right")
+        table.add_column("SSIM", justify="right")
+        for row in rows:
+            table.add_row(row["name"], f"{row['psnr']:.3f}", f"{row['ssim']:.4f}")
+        table.add_section()
+        table.add_row("mean", f"{mean_psnr:.3f}", f"{mean_ssim:.4f}", style="bold")
+        published = published_rows(name, scale)
+        if published:
+            table.add_section()
+            for row in published:
+                ssim = "" if row["ssim"] is None else f"{row['ssim']:.4f}"
+                table.add_row(f"{row['method']} [{row['source']}]", f"{row['psnr']:.2f}", ssim, style="dim")
+        console.print(table)
