@@ -47,13 +47,13 @@ def load_pairs(dataset: str | Path, scale: int) -> list[EvalPair]:
     return pairs
 
 
+def score_image(name: str, sr: np.ndarray, hr: np.ndarray, scale: int) -> dict:
+    return {"name": name, "psnr": psnr_y(sr, hr, scale), "ssim": ssim_y(sr, hr, scale)}
+
+
 def score(pairs: list[EvalPair], upscale: Callable[[np.ndarray], np.ndarray], scale: int) -> list[dict]:
     """Per-image PSNR/SSIM of ``upscale`` (uint8 LR -> uint8 SR, same channel layout)."""
-    rows = []
-    for pair in pairs:
-        sr = upscale(pair.lr)
-        rows.append({"name": pair.name, "psnr": psnr_y(sr, pair.hr, scale), "ssim": ssim_y(sr, pair.hr, scale)})
-    return rows
+    return [score_image(pair.name, upscale(pair.lr), pair.hr, scale) for pair in pairs]
 
 
 def as_network_input(upscale_rgb: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:

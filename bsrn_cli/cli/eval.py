@@ -42,7 +42,7 @@ def eval_command(
 
     Example: bsrn eval ../shared/data/Set5 ../shared/data/Set14 -s 4
     """
-    from bsrn_cli.evaluation import load_pairs, score
+    from bsrn_cli.evaluation import load_pairs, score_image
     from bsrn_cli.io.images import save_image_array
     from bsrn_cli.published import published_rows
 
@@ -53,17 +53,12 @@ def eval_command(
     for dataset in datasets:
         pairs = load_pairs(dataset, scale)
         name = dataset.resolve().name if dataset.resolve().name != "HR" else dataset.resolve().parent.name
-        outputs = {}
-
-        def run(lr: np.ndarray, _pair_names=iter(p.name for p in pairs)) -> np.ndarray:
-            sr = upscale(lr)
-            outputs[next(_pair_names)] = sr
-            return sr
-
-        rows = score(pairs, run, scale)
-        if save_sr is not None:
-            for image_name, sr in outputs.items():
-                save_image_array(sr, save_sr / name / f"{image_name}_x{scale}.png")
+        rows = []
+        for pair in pairs:
+            sr = upscale(pair.lr)
+            rows.append(score_image(pair.name, sr, pair.hr, scale))
+            if save_sr is not None:
+                save_image_array(sr, save_sr / name / f"{pair.name}_x{scale}.png")
         mean_psnr = float(np.mean([r["psnr"] for r in rows]))
         mean_ssim = float(np.mean([r["ssim"] for r in rows]))
         if as_json:

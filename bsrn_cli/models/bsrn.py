@@ -174,10 +174,9 @@ class BSRN(nn.Module):
         """Effective binary kernels of every LB block, with long-range accumulation."""
         result, earlier = [], []
         for i, block in enumerate(self.body):
-            if self.config.long_range == "hpb" and i % self.config.lb_per_hpb == 0:
+            if self._long_range_terms(i) == 0:
                 earlier = []
-            terms = earlier[len(earlier) - self._long_range_terms(i):] if self._long_range_terms(i) else []
-            result.append(block.kernels(terms))
+            result.append(block.kernels(list(earlier)))
             earlier.append(block.convs[0].weight)
         return result
 

@@ -34,7 +34,10 @@ def register_model(entry: PretrainedModel) -> PretrainedModel:
 
 def bundled_weights_dir() -> Path:
     """The repository's ``weights/`` folder, installed as the ``bsrn_cli.weights`` package."""
-    return Path(str(resources.files("bsrn_cli.weights")))
+    try:
+        return Path(str(resources.files("bsrn_cli.weights")))
+    except ModuleNotFoundError:  # running from a source tree that is not installed
+        return Path(__file__).resolve().parents[2] / "weights"
 
 
 def list_models(pattern: str = "*") -> list[PretrainedModel]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from bsrn_cli.errors import BsrnError
 from bsrn_cli.models.bsrn import BSRN, BSRNConfig
@@ -82,9 +82,9 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         raise BsrnError(f"{path}: no such weights file")
     refuse_pickle(path)
     try:
-        tensors = load_file(str(path))
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
         raise BsrnError(f"{path}: not a readable safetensors file ({exc})") from exc
     if METADATA_KEY not in header:
