@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -17,6 +16,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from bsrn_cli.errors import BsrnError
+from bsrn_cli.io.atomic import atomic_write
 from bsrn_cli.models.bsrn import BSRN, BSRNConfig
 
 FORMAT_NAME = "bsrn-weights"
@@ -55,16 +55,8 @@ def model_metadata(model: BSRN, **extra) -> dict:
 
 def atomic_save_file(tensors: dict[str, torch.Tensor], path: str | os.PathLike, header: dict[str, str]) -> None:
     """Write a safetensors file so that a crash never leaves a half-written file at ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp, metadata=header)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=header))
 
 
 def save_weights(model: BSRN, path: str | os.PathLike, **metadata) -> dict:
