@@ -20,7 +20,7 @@ PUBLISHED_METHODS = ("Bicubic", "BSRN", "BBCU-L", "BBCU-M")
 
 def evaluate(datasets: list[str], scale: int, model: str) -> dict[str, dict]:
     out = subprocess.run([sys.executable, "-m", "bsrn_cli", "eval", *datasets, "-s", str(scale), "--model", model,
-                          "--json", "--device", "cpu"], check=True, capture_output=True, text=True).stdout
+                          "--json", "--device", "cpu", "--backend", "torch"], check=True, capture_output=True, text=True).stdout
     return {r["dataset"]: r for r in map(json.loads, out.splitlines())}
 
 

@@ -1,1 +1,43 @@
-"""Inference backends: PyTorch (CPU float reference, CUDA) now; the packed-bit CPU backend later."""
+"""Inference backends: packed (XOR + popcount C kernels, CPU) and torch (CPU float reference, CUDA)."""
+
+from __future__ import annotations
+
+from bsrn_cli.errors import BsrnError
+
+BACKENDS = ("auto", "packed", "torch")
+
+
+def check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise BsrnError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+
+
+def resolve_backend(backend: str, device) -> str:
+    """'auto' is packed on the CPU when the kernels are built, else torch."""
+    from bsrn_cli.backends import bitpack
+
+    check_backend(backend)
+    if backend == "auto":
+        return "packed" if device.type == "cpu" and bitpack.available() else "torch"
+    if backend == "packed" and device.type != "cpu":
+        raise BsrnError("--backend packed runs on the CPU only; use --backend torch for CUDA")
+    return backend
+
+
+def make_upscaler(model, backend: str = "auto", device: str | None = "auto", tile: int = 256,
+                  overlap: int | None = None, threads: int = 0):
+    """An object with ``scale`` and ``upscale(uint8 RGB array) -> uint8 RGB array``."""
+    import torch
+
+    from bsrn_cli.backends.torch_backend import TorchUpscaler, pick_device
+
+    if threads < 0:
+        raise BsrnError("--threads must be 0 (all cores) or positive")
+    if threads:
+        torch.set_num_threads(threads)
+    torch_device = pick_device(device)
+    if resolve_backend(backend, torch_device) == "packed":
+        from bsrn_cli.backends.packed_backend import PackedUpscaler
+
+        return PackedUpscaler(model, tile=tile, overlap=overlap, threads=threads or torch.get_num_threads())
+    return TorchUpscaler(model, torch_device, tile=tile, overlap=overlap)

@@ -39,28 +39,21 @@ def tensor_to_uint8(t: torch.Tensor) -> np.ndarray:
     return t[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
-class TorchUpscaler:
-    """Holds a model on a device and upscales uint8 RGB arrays."""
+class TiledUpscaler:
+    """Upscales uint8 RGB arrays tile by tile; subclasses say how one tile runs (``_run``)."""
 
-    def __init__(self, model: BSRN, device: torch.device | str = "cpu", tile: int = DEFAULT_TILE,
-                 overlap: int | None = None):
+    def __init__(self, model: BSRN, tile: int = DEFAULT_TILE, overlap: int | None = None):
         if tile < 0:
             raise BsrnError("--tile must be 0 (no tiling) or a positive number of input pixels")
-        self.device = torch.device(device)
-        self.model = model.eval().to(self.device)
-        if self.device.type == "cpu":
-            self.model = self.model.to(memory_format=torch.channels_last)
+        self.device = torch.device("cpu")
         self.scale = model.scale
         self.tile = tile
         self.overlap = default_overlap(model) if overlap is None else overlap
         if self.overlap < 0:
             raise BsrnError("--tile-overlap must not be negative")
 
-    @torch.inference_mode()
     def _run(self, lr: torch.Tensor) -> torch.Tensor:
-        if self.device.type == "cpu":
-            lr = lr.contiguous(memory_format=torch.channels_last)
-        return self.model(lr)
+        raise NotImplementedError
 
     def upscale(self, rgb: np.ndarray) -> np.ndarray:
         """uint8 (h, w, 3) -> uint8 (h*s, w*s, 3)."""
@@ -80,3 +73,21 @@ class TorchUpscaler:
                 keep = sr[:, :, (y - ty0) * s:(y1 - ty0) * s, (x - tx0) * s:(x1 - tx0) * s]
                 out[y * s:y1 * s, x * s:x1 * s] = tensor_to_uint8(keep)
         return out
+
+
+class TorchUpscaler(TiledUpscaler):
+    """The model run by PyTorch on a device (CPU: the float reference, channels_last)."""
+
+    def __init__(self, model: BSRN, device: torch.device | str = "cpu", tile: int = DEFAULT_TILE,
+                 overlap: int | None = None):
+        super().__init__(model, tile, overlap)
+        self.device = torch.device(device)
+        self.model = model.eval().to(self.device)
+        if self.device.type == "cpu":
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    @torch.inference_mode()
+    def _run(self, lr: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cpu":
+            lr = lr.contiguous(memory_format=torch.channels_last)
+        return self.model(lr)

@@ -33,6 +33,7 @@ def _root(
 
 
 def _register() -> None:
+    from bsrn_cli.cli.bench import bench_command
     from bsrn_cli.cli.eval import eval_command
     from bsrn_cli.cli.info import info_command
     from bsrn_cli.cli.train import train_command
@@ -42,6 +43,7 @@ def _register() -> None:
     app.command("eval")(eval_command)
     app.command("info")(info_command)
     app.command("train")(train_command)
+    app.command("bench")(bench_command)
 
 
 _register()

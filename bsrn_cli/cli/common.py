@@ -35,3 +35,8 @@ ScaleOption = Annotated[int | None, typer.Option("--scale", "-s", help="Upscalin
 ModelOption = Annotated[str | None, typer.Option(
     "--model", "-m", help="Registered model name (see `bsrn info`) or a .safetensors path.")]
 DeviceOption = Annotated[str, typer.Option("--device", help="cpu, cuda or auto (cuda when available).")]
+BackendOption = Annotated[str, typer.Option(
+    "--backend", help="auto (packed on the CPU when built, else torch), packed (XOR+popcount kernels), "
+                      "or torch (PyTorch: CPU float reference, or CUDA).")]
+ThreadsOption = Annotated[int, typer.Option(help="CPU threads (0: all cores).")]
+TileOption = Annotated[int, typer.Option(help="Tile side in input pixels (0: whole image at once).")]

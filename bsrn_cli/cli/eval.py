@@ -10,22 +10,25 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from bsrn_cli.cli.common import DeviceOption, ModelOption, ScaleOption, check_scale, console
+from bsrn_cli.cli.common import (BackendOption, DeviceOption, ThreadsOption, ModelOption, ScaleOption, TileOption, check_scale,
+                                 console)
 from bsrn_cli.errors import BsrnError
 
 
-def _upscaler(model: str | None, scale: int, device: str, tile: int):
+def _upscaler(model: str | None, scale: int, backend: str, device: str, tile: int, threads: int):
     """A uint8 LR -> uint8 SR function (grayscale in, grayscale out) and the model's name."""
+    from bsrn_cli.backends import check_backend
     from bsrn_cli.evaluation import as_network_input
     from bsrn_cli.imresize import imresize
 
+    check_backend(backend)
     if model == "bicubic":
         return (lambda lr: imresize(lr, float(scale))), "bicubic"
-    from bsrn_cli.backends.torch_backend import TorchUpscaler, pick_device
+    from bsrn_cli.backends import make_upscaler
     from bsrn_cli.models.loader import load_model
 
     net, _, source = load_model(model, scale)
-    upscaler = TorchUpscaler(net, pick_device(device), tile=tile)
+    upscaler = make_upscaler(net, backend, device, tile=tile, threads=threads)
     return as_network_input(upscaler.upscale), source
 
 
@@ -34,7 +37,9 @@ def eval_command(
     scale: ScaleOption = None,
     model: ModelOption = None,
     device: DeviceOption = "auto",
-    tile: Annotated[int, typer.Option(help="Tile side in input pixels (0: whole image).")] = 256,
+    backend: BackendOption = "auto",
+    threads: ThreadsOption = 0,
+    tile: TileOption = 256,
     save_sr: Annotated[Path | None, typer.Option(help="Write the SR images into this folder.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per data set.")] = False,
 ) -> None:
@@ -49,7 +54,7 @@ def eval_command(
     check_scale(scale)
     if scale is None:
         raise BsrnError("give the scale with -s 2, 3 or 4")
-    upscale, model_name = _upscaler(model, scale, device, tile)
+    upscale, model_name = _upscaler(model, scale, backend, device, tile, threads)
     for dataset in datasets:
         pairs = load_pairs(dataset, scale)
         name = dataset.resolve().name if dataset.resolve().name != "HR" else dataset.resolve().parent.name

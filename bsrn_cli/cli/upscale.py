@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from bsrn_cli.cli.common import (DeviceOption, ModelOption, ScaleOption, check_scale, console, err_console,
-                                 report_error)
+from bsrn_cli.cli.common import (BackendOption, DeviceOption, ThreadsOption, ModelOption, ScaleOption, TileOption, check_scale,
+                                 console, err_console, report_error)
 from bsrn_cli.errors import BsrnError
 from bsrn_cli.io.images import IMAGE_SUFFIXES, output_format
 
@@ -74,7 +74,9 @@ def upscale_command(
         "--output", "-o", help="Output file (one input) or folder. Default: <stem>_x<s>.png beside the input.")] = None,
     model: ModelOption = None,
     device: DeviceOption = "auto",
-    tile: Annotated[int, typer.Option(help="Tile side in input pixels (0: whole image at once).")] = 256,
+    backend: BackendOption = "auto",
+    threads: ThreadsOption = 0,
+    tile: TileOption = 256,
     tile_overlap: Annotated[int | None, typer.Option(
         help="Context pixels around each tile (default: the network's receptive radius, exact).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files (never inputs).")] = False,
@@ -84,7 +86,7 @@ def upscale_command(
 
     Examples: bsrn upscale photo.jpg -s 4 | bsrn upscale shots/ -s 2 -o big/ | bsrn upscale a.png -o a4.webp
     """
-    from bsrn_cli.backends.torch_backend import TorchUpscaler, pick_device
+    from bsrn_cli.backends import make_upscaler
     from bsrn_cli.io.images import compose_output, load_image, save_image_atomic
     from bsrn_cli.models.loader import load_model
 
@@ -97,7 +99,7 @@ def upscale_command(
     net, _, _ = load_model(model, scale)
     scale = net.scale
     jobs = plan_jobs(inputs, files, output, scale)
-    upscaler = TorchUpscaler(net, pick_device(device), tile=tile, overlap=tile_overlap)
+    upscaler = make_upscaler(net, backend, device, tile=tile, overlap=tile_overlap, threads=threads)
 
     input_paths = {f.resolve() for f in files}
     written: set[Path] = set()

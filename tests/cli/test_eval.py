@@ -32,3 +32,24 @@ def test_eval_lr_size_mismatch_is_one_line(tmp_path):
     result = bsrn("eval", tmp_path, "-s", 2, "--model", "bicubic")
     assert result.returncode == 1 and "is not the HR size" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_eval_unreadable_image_is_one_line(tmp_path):
+    write_image(tmp_path / "HR" / "good.png", size=(40, 40))
+    (tmp_path / "HR" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    result = bsrn("eval", tmp_path, "-s", 2, "--model", "bicubic")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("error:") and "bad.png" in result.stderr
+    assert result.stderr.strip().count("\n") == 0
+
+
+def test_eval_plain_hr_folder_generates_lr(tmp_path):
+    write_image(tmp_path / "a.png", size=(36, 24))
+    result = bsrn("eval", tmp_path, "-s", 3, "--model", "bicubic", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["images"][0]["name"] == "a"
+
+
+def test_eval_unknown_backend_is_one_line(set5):
+    result = bsrn("eval", set5, "-s", 2, "--backend", "quantum")
+    assert result.returncode == 1 and "backend" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,87 @@
+"""Packing of ±1 tensors and binary convolutions through the C kernels (bsrn_cli._packed).
+
+The kernels work on NHWC maps with the channels of a pixel packed into 64-bit words (bit = 1
+for -1). These helpers convert to and from torch/numpy layouts and split rows over threads.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import torch
+
+try:
+    from bsrn_cli import _packed
+except ImportError:  # the extension was not built (e.g. a source tree without pip install)
+    _packed = None
+
+
+def available() -> bool:
+    return _packed is not None
+
+
+def words_for(channels: int) -> int:
+    return (channels + 63) // 64
+
+
+def pack_hwc(x: np.ndarray) -> np.ndarray:
+    """float32 (H, W, C) -> uint64 (H, W, words), bit = 1 where x < 0."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    out = np.empty(x.shape[:2] + (words_for(x.shape[2]),), dtype=np.uint64)
+    _packed.pack(x, out)
+    return out
+
+
+def pack_kernel(kernel: torch.Tensor) -> tuple[np.ndarray, int]:
+    """Signs of a (cout, cin, k, k) kernel -> uint64 (cout, k*k*words), tap-major; and cin."""
+    cout, cin, kh, kw = kernel.shape
+    signs = kernel.detach().permute(0, 2, 3, 1).reshape(cout * kh * kw, 1, cin).float().cpu().numpy()
+    packed = pack_hwc(signs)  # (cout*taps, 1, words)
+    return packed.reshape(cout, kh * kw * packed.shape[-1]), cin
+
+
+class BinaryConv:
+    """One binary conv with packed weights: integer ±1 dot products, optionally threaded."""
+
+    def __init__(self, kernel: torch.Tensor):
+        self.cout, _, self.kernel_size, _ = kernel.shape
+        self.weights, self.cin = pack_kernel(kernel)
+
+    def __call__(self, act: np.ndarray, pool: ThreadPoolExecutor | None = None, threads: int = 1) -> np.ndarray:
+        """act: packed (H, W, words) -> int32 (H, W, cout)."""
+        height, width = act.shape[:2]
+        out = np.empty((height, width, self.cout), dtype=np.int32)
+        if pool is None or threads <= 1 or height < 2:
+            _packed.conv(act, self.weights, self.cin, self.kernel_size, out, 0, height)
+            return out
+        bounds = np.linspace(0, height, min(threads, height) + 1).astype(int)
+        jobs = [pool.submit(_packed.conv, act, self.weights, self.cin, self.kernel_size, out, int(a), int(b))
+                for a, b in zip(bounds[:-1], bounds[1:])]
+        for job in jobs:
+            job.result()
+        return out
+
+
+class FoldedSign:
+    """sign(BN(x)) as a per-channel compare: the eval-mode BatchNorm folded into thresholds.
+
+    BN(x) = g (x - mean) / sqrt(var + eps) + b is negative where x < t (g > 0) or x > t
+    (g < 0), with t = mean - b sqrt(var + eps) / g; where g = 0 the sign is that of b.
+    """
+
+    def __init__(self, norm: torch.nn.BatchNorm2d):
+        gain = (norm.weight / torch.sqrt(norm.running_var + norm.eps)).detach().double()
+        bias = norm.bias.detach().double()
+        mean = norm.running_mean.detach().double()
+        safe_gain = torch.where(gain == 0, torch.ones_like(gain), gain)
+        self.threshold = (mean - bias / safe_gain).float().numpy()
+        self.above = (gain < 0).to(torch.uint8).numpy()
+        self.constant = torch.where(gain == 0, (bias < 0).to(torch.int8), torch.full_like(bias, -1, dtype=torch.int8)).numpy()
+
+    def pack(self, x: np.ndarray) -> np.ndarray:
+        """float32 (H, W, C) pre-BN values -> packed sign(BN(x)) (H, W, words)."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        out = np.empty(x.shape[:2] + (words_for(x.shape[2]),), dtype=np.uint64)
+        _packed.pack_bn(x, self.threshold, self.above, self.constant, out)
+        return out

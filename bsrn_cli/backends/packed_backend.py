@@ -1,0 +1,140 @@
+"""The packed-bit CPU backend: binary convs as XOR + popcount in C, the float work in torch.
+
+Derived from a trained model at load time (no second copy of the weights): per binary conv
+the packed signs of its effective BAM kernel and one float scale per output channel
+(E(|W|) times the learned gain); each activation's BatchNorm folded into per-channel
+thresholds, so sign(BN(.)) becomes a compare fused into the packing. The BAM activation
+accumulation (b_scale and the channel-mean map), RPReLU, the residuals, the head and the tail
+stay float, in torch.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bsrn_cli.backends import bitpack
+from bsrn_cli.backends.torch_backend import TiledUpscaler
+from bsrn_cli.errors import BsrnError
+from bsrn_cli.models.bsrn import BSRN
+
+
+class PackedLayer:
+    """One binary conv of an LB block, exported for the kernels."""
+
+    def __init__(self, kernel: torch.Tensor, block, index: int):
+        accumulator = block.act_acc[index]
+        self.conv = bitpack.BinaryConv(kernel)
+        gain = block.gains[index].detach().flatten()
+        self.scale = (kernel.detach().abs().flatten(1).amax(1) * gain).float().contiguous().numpy()
+        self.sign = bitpack.FoldedSign(accumulator.norm)
+        self.n_terms = accumulator.n_terms
+        if accumulator.mode == "learned":
+            self.mode, self.b = "learned", accumulator.b_scale.detach().float().contiguous().numpy()
+        else:  # "ones" sums the terms; "none" has one term, which the same sum passes through
+            self.mode, self.b = "ones", np.ones(self.n_terms, dtype=np.float32)
+        self.rprelu = None
+        if block.rprelu is not None:
+            r = block.rprelu[index]
+            self.rprelu = tuple(t.detach().float().flatten().contiguous().numpy()
+                                for t in (r.shift_in, r.prelu.weight, r.shift_out))
+
+
+class PackedBSRN:
+    """Runs a BSRN's forward pass with the body on packed bits and fused C passes.
+
+    The body works on NHWC float32 maps flattened to (pixels, channels); per binary conv three
+    passes: accumulation + BN threshold + packing, the XOR-popcount conv, and the output pass
+    (scale, RPReLU, residual). Head, body conv and upsampler run in torch.
+    """
+
+    def __init__(self, model: BSRN, threads: int = 1):
+        if not bitpack.available():
+            raise BsrnError("the packed backend is not built in this installation (pip install . builds it)")
+        self.model = model.eval()
+        self.threads = max(1, threads)
+        self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+        with torch.no_grad():
+            kernels = model.binary_kernels()
+        self.layers = [[PackedLayer(k, block, i) for i, k in enumerate(block_kernels)]
+                       for block, block_kernels in zip(model.body, kernels)]
+        self.timings: dict[str, float] | None = None  # per layer type, when profiling
+
+    @contextmanager
+    def _timed(self, category: str):
+        if self.timings is None:
+            yield
+            return
+        start = time.perf_counter()
+        yield
+        self.timings[category] = self.timings.get(category, 0.0) + time.perf_counter() - start
+
+    def _split(self, function, pixels: int, *args) -> None:
+        """Run ``function(*args, begin, end)`` over pixel ranges on the thread pool."""
+        if self.pool is None or pixels < 2 * self.threads:
+            function(*args, 0, pixels)
+            return
+        bounds = np.linspace(0, pixels, self.threads + 1).astype(np.int64)
+        for job in [self.pool.submit(function, *args, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]:
+            job.result()
+
+    def block(self, index: int, h: np.ndarray, height: int, width: int) -> np.ndarray:
+        """One LB block: float32 (pixels, C) in and out."""
+        fp_skip = self.model.config.fp_skip
+        pixels = h.shape[0]
+        activations = [h]
+        current = h
+        for layer in self.layers[index]:
+            with self._timed("accumulate + BN sign + pack"):
+                bits = np.empty((pixels, bitpack.words_for(h.shape[1])), dtype=np.uint64)
+                self._split(bitpack._packed.accumulate, pixels, activations[-layer.n_terms:], layer.b, layer.mode,
+                            layer.sign.threshold, layer.sign.above, layer.sign.constant, bits)
+            size = layer.conv.kernel_size
+            with self._timed(f"binary {size}x{size} conv"):
+                counts = layer.conv(bits.reshape(height, width, -1), self.pool, self.threads)
+            with self._timed("output pass (scale, RPReLU, residual)"):
+                result = np.empty((pixels, layer.conv.cout), dtype=np.float32)
+                self._split(bitpack._packed.finish, pixels, counts.reshape(pixels, -1), layer.scale, layer.rprelu,
+                            current if fp_skip else None, result)
+            current = result
+            activations.append(current)
+        return current if fp_skip else h + current
+
+    @torch.inference_mode()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        model, config = self.model, self.model.config
+        _, _, height, width = x.shape
+        with self._timed("float head + body conv"):
+            features = model.head(x - 0.5)
+        with self._timed("layout (NCHW <-> NHWC)"):
+            h = features[0].permute(1, 2, 0).reshape(height * width, -1).contiguous().numpy()
+        for index in range(len(self.layers)):
+            h = self.block(index, h, height, width)
+        with self._timed("layout (NCHW <-> NHWC)"):
+            body = torch.from_numpy(h).view(1, height, width, -1).permute(0, 3, 1, 2)
+        with self._timed("float head + body conv"):
+            if model.body_conv is not None:
+                body = model.body_conv(body)
+        with self._timed("upsampler + image skip"):
+            out = model.upsampler(body + features) + 0.5
+            if config.image_skip != "none":
+                mode = config.image_skip
+                out = out + F.interpolate(x, scale_factor=model.scale, mode=mode,
+                                          **({"align_corners": False} if mode == "bicubic" else {})) - 0.5
+        return out
+
+
+class PackedUpscaler(TiledUpscaler):
+    """Tiled upscaling on the packed backend (CPU only)."""
+
+    def __init__(self, model: BSRN, tile: int = 256, overlap: int | None = None, threads: int = 1):
+        super().__init__(model, tile, overlap)
+        self.network = PackedBSRN(model, threads)
+
+    def _run(self, lr: torch.Tensor) -> torch.Tensor:
+        return self.network(lr)

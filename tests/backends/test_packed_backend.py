@@ -1,0 +1,69 @@
+"""The packed backend reproduces the PyTorch float backend on the same weights."""
+
+import numpy as np
+import pytest
+import torch
+
+from bsrn_cli.backends import bitpack, make_upscaler
+from bsrn_cli.backends.packed_backend import PackedBSRN, PackedUpscaler
+from bsrn_cli.backends.torch_backend import TorchUpscaler
+from bsrn_cli.errors import BsrnError
+from bsrn_cli.evaluation import load_pairs
+from bsrn_cli.metrics import psnr_y
+from bsrn_cli.models.loader import load_model
+from bsrn_cli.models.registry import default_model_name
+from tests.conftest import tiny_model
+
+pytestmark = pytest.mark.skipif(not bitpack.available(), reason="packed kernels not built")
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_shipped_weights_packed_vs_torch_at_least_50_db_on_every_set5_image(set5, scale):
+    model, _, _ = load_model(default_model_name(scale))
+    reference, packed = TorchUpscaler(model), PackedUpscaler(model, threads=2)
+    for pair in load_pairs(set5, scale):
+        a, b = reference.upscale(pair.lr), packed.upscale(pair.lr)
+        assert a.shape == b.shape == (pair.lr.shape[0] * scale, pair.lr.shape[1] * scale, 3)
+        assert psnr_y(a, b) >= 50, pair.name
+
+
+@pytest.mark.parametrize("preset", ["paper", "fast"])
+@pytest.mark.parametrize("activation_accumulation", ["learned", "ones", "none"])
+def test_every_configuration_matches_in_float(preset, activation_accumulation):
+    model = tiny_model(3, preset, rprelu=preset == "fast", activation_accumulation=activation_accumulation)
+    x = torch.rand(1, 3, 13, 7)
+    with torch.no_grad():
+        expected = model(x)
+    got = PackedBSRN(model)(x)
+    assert torch.allclose(got, expected, atol=1e-4)
+
+
+def test_negative_and_zero_bn_gains_fold_correctly():
+    model = tiny_model(2, "paper")
+    with torch.no_grad():
+        for block in model.body:
+            for acc in block.act_acc:
+                acc.norm.weight[0] = -abs(acc.norm.weight[0]) - 0.5
+                acc.norm.weight[1] = 0.0
+                acc.norm.bias[1] = -0.3
+    x = torch.rand(1, 3, 9, 9)
+    with torch.no_grad():
+        expected = model(x)
+    assert torch.allclose(PackedBSRN(model)(x), expected, atol=1e-4)
+
+
+def test_auto_backend_is_packed_on_cpu_and_packed_refuses_cuda():
+    model = tiny_model(2)
+    assert isinstance(make_upscaler(model, "auto", "cpu"), PackedUpscaler)
+    assert isinstance(make_upscaler(model, "torch", "cpu"), TorchUpscaler)
+    if not torch.cuda.is_available():
+        with pytest.raises(BsrnError):
+            make_upscaler(model, "packed", "cuda")
+
+
+def test_packed_tiling_equals_untiled():
+    model = tiny_model(2)
+    image = np.random.default_rng(0).integers(0, 256, (30, 41, 3), dtype=np.uint8)
+    whole = PackedUpscaler(model, tile=0).upscale(image)
+    tiled = PackedUpscaler(model, tile=12).upscale(image)
+    assert np.abs(whole.astype(int) - tiled.astype(int)).max() <= 1
