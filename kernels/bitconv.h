@@ -22,15 +22,11 @@ void bitconv1x1(const uint64_t *act, int height, int width, int words, int cin,
  * so +0.0 and -0.0 are +1); bits past `channels` are 0. */
 void pack_signs(const float *x, int64_t pixels, int channels, int words, uint64_t *out);
 
-/* Pack sign(BN(x)) with the BN folded into a per-channel threshold: bit = 1 where
- * x < threshold (above[c] == 0) or x > threshold (above[c] == 1, a negative BN gain), or
- * constant[c] where the gain is zero (constant[c] = 1 for a negative bias). */
-void pack_thresholds(const float *x, int64_t pixels, int channels, int words, const float *threshold,
-                     const uint8_t *above, const int8_t *constant, uint64_t *out);
-
 /* BAM activation accumulation fused with the folded-BN sign and the packing, for pixels
  * [p_begin, p_end): v = sum_i k_i A_i with k_i = b_i * mean_c(A_i) (mode 0), k_i = 1 (mode 1),
- * then bit = sign test of v against the thresholds as in pack_thresholds. acts: n pointers
+ * then bit = 1 where BN(v) < 0, the BN folded into per-channel thresholds: v < threshold
+ * (above[c] == 0), v > threshold (above[c] == 1, a negative gain), or constant[c] (>= 0) where
+ * the gain is zero. acts: n pointers
  * to float [pixels][channels]. */
 void accumulate_pack(const float *const *acts, int n, const float *b, int mode, int64_t p_begin,
                      int64_t p_end, int channels, int words, const float *threshold,

@@ -18,8 +18,6 @@ cdef extern from "bitconv.h":
     void finish_layer(const int32_t *counts, int64_t p_begin, int64_t p_end, int channels, const float *scale,
                       const float *shift_in, const float *slope, const float *shift_out,
                       const float *residual, float *out) nogil
-    void pack_thresholds(const float *x, int64_t pixels, int channels, int words, const float *threshold,
-                         const uint8_t *above, const int8_t *constant, uint64_t *out) nogil
 
 PATHS = {0: "portable", 1: "popcnt", 2: "avx2"}
 
@@ -44,20 +42,6 @@ def pack(const float[:, :, ::1] x, uint64_t[:, :, ::1] out):
         raise ValueError("pack: output shape does not fit the input")
     with nogil:
         pack_signs(&x[0, 0, 0], pixels, channels, words, &out[0, 0, 0])
-
-
-def pack_bn(const float[:, :, ::1] x, const float[::1] threshold, const uint8_t[::1] above,
-            const int8_t[::1] constant, uint64_t[:, :, ::1] out):
-    """Signs of BN(x) for float32 (H, W, C), the BN folded into per-channel thresholds."""
-    cdef int64_t pixels = x.shape[0] * x.shape[1]
-    cdef int channels = x.shape[2]
-    cdef int words = out.shape[2]
-    if (out.shape[0] != x.shape[0] or out.shape[1] != x.shape[1] or words * 64 < channels
-            or threshold.shape[0] != channels or above.shape[0] != channels or constant.shape[0] != channels):
-        raise ValueError("pack_bn: shapes do not match")
-    with nogil:
-        pack_thresholds(&x[0, 0, 0], pixels, channels, words, &threshold[0], &above[0], &constant[0],
-                        &out[0, 0, 0])
 
 
 def conv(const uint64_t[:, :, ::1] act, const uint64_t[:, ::1] wts, int cin, int kernel_size,

@@ -48,10 +48,12 @@ class BinaryConv:
         self.cout, _, self.kernel_size, _ = kernel.shape
         self.weights, self.cin = pack_kernel(kernel)
 
-    def __call__(self, act: np.ndarray, pool: ThreadPoolExecutor | None = None, threads: int = 1) -> np.ndarray:
-        """act: packed (H, W, words) -> int32 (H, W, cout)."""
+    def __call__(self, act: np.ndarray, pool: ThreadPoolExecutor | None = None, threads: int = 1,
+                 out: np.ndarray | None = None) -> np.ndarray:
+        """act: packed (H, W, words) -> int32 (H, W, cout), written into ``out`` if given."""
         height, width = act.shape[:2]
-        out = np.empty((height, width, self.cout), dtype=np.int32)
+        if out is None:
+            out = np.empty((height, width, self.cout), dtype=np.int32)
         if pool is None or threads <= 1 or height < 2:
             _packed.conv(act, self.weights, self.cin, self.kernel_size, out, 0, height)
             return out
@@ -78,10 +80,3 @@ class FoldedSign:
         self.threshold = (mean - bias / safe_gain).float().numpy()
         self.above = (gain < 0).to(torch.uint8).numpy()
         self.constant = torch.where(gain == 0, (bias < 0).to(torch.int8), torch.full_like(bias, -1, dtype=torch.int8)).numpy()
-
-    def pack(self, x: np.ndarray) -> np.ndarray:
-        """float32 (H, W, C) pre-BN values -> packed sign(BN(x)) (H, W, words)."""
-        x = np.ascontiguousarray(x, dtype=np.float32)
-        out = np.empty(x.shape[:2] + (words_for(x.shape[2]),), dtype=np.uint64)
-        _packed.pack_bn(x, self.threshold, self.above, self.constant, out)
-        return out

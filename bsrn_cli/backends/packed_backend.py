@@ -64,6 +64,23 @@ class PackedBSRN:
         self.layers = [[PackedLayer(k, block, i) for i, k in enumerate(block_kernels)]
                        for block, block_kernels in zip(model.body, kernels)]
         self.timings: dict[str, float] | None = None  # per layer type, when profiling
+        self._buffers: dict[tuple, list[np.ndarray]] = {}
+        self._next_slot = 0
+
+    # Maps live in a ring of reused buffers instead of fresh multi-megabyte arrays per layer.
+    # A block writes at most 4 maps; a ring of 5 never overwrites the block's input.
+    RING = 5
+
+    def _buffer(self, kind: str, shape: tuple, dtype) -> np.ndarray:
+        key = (kind, shape, np.dtype(dtype).str)
+        if key not in self._buffers:
+            count = self.RING if kind == "map" else 1
+            self._buffers[key] = [np.empty(shape, dtype=dtype) for _ in range(count)]
+        buffers = self._buffers[key]
+        if kind != "map":
+            return buffers[0]
+        self._next_slot = (self._next_slot + 1) % self.RING
+        return buffers[self._next_slot]
 
     @contextmanager
     def _timed(self, category: str):
@@ -91,19 +108,23 @@ class PackedBSRN:
         current = h
         for layer in self.layers[index]:
             with self._timed("accumulate + BN sign + pack"):
-                bits = np.empty((pixels, bitpack.words_for(h.shape[1])), dtype=np.uint64)
+                bits = self._buffer("bits", (height, width, bitpack.words_for(h.shape[1])), np.uint64)
                 self._split(bitpack._packed.accumulate, pixels, activations[-layer.n_terms:], layer.b, layer.mode,
-                            layer.sign.threshold, layer.sign.above, layer.sign.constant, bits)
+                            layer.sign.threshold, layer.sign.above, layer.sign.constant, bits.reshape(pixels, -1))
             size = layer.conv.kernel_size
             with self._timed(f"binary {size}x{size} conv"):
-                counts = layer.conv(bits.reshape(height, width, -1), self.pool, self.threads)
+                counts = layer.conv(bits, self.pool, self.threads,
+                                    out=self._buffer("counts", (height, width, layer.conv.cout), np.int32))
             with self._timed("output pass (scale, RPReLU, residual)"):
-                result = np.empty((pixels, layer.conv.cout), dtype=np.float32)
+                result = self._buffer("map", (pixels, layer.conv.cout), np.float32)
                 self._split(bitpack._packed.finish, pixels, counts.reshape(pixels, -1), layer.scale, layer.rprelu,
                             current if fp_skip else None, result)
             current = result
             activations.append(current)
-        return current if fp_skip else h + current
+        if fp_skip:
+            return current
+        with self._timed("output pass (scale, RPReLU, residual)"):
+            return np.add(h, current, out=self._buffer("map", h.shape, np.float32))
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,7 +137,7 @@ class PackedBSRN:
         for index in range(len(self.layers)):
             h = self.block(index, h, height, width)
         with self._timed("layout (NCHW <-> NHWC)"):
-            body = torch.from_numpy(h).view(1, height, width, -1).permute(0, 3, 1, 2)
+            body = torch.from_numpy(h).view(1, height, width, -1).permute(0, 3, 1, 2).contiguous()
         with self._timed("float head + body conv"):
             if model.body_conv is not None:
                 body = model.body_conv(body)

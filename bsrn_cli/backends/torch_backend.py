@@ -85,9 +85,11 @@ class TorchUpscaler(TiledUpscaler):
         self.model = model.eval().to(self.device)
         if self.device.type == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
+        with torch.no_grad():  # the BAM kernels are fixed at inference: compute them once
+            self.kernels = self.model.binary_kernels()
 
     @torch.inference_mode()
     def _run(self, lr: torch.Tensor) -> torch.Tensor:
         if self.device.type == "cpu":
             lr = lr.contiguous(memory_format=torch.channels_last)
-        return self.model(lr)
+        return self.model(lr, self.kernels)

@@ -187,10 +187,11 @@ class BSRN(nn.Module):
         skip = 2 if self.config.image_skip == "bicubic" else 0
         return max(n_lr_convs + tail, skip)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, kernels: list[list[torch.Tensor]] | None = None) -> torch.Tensor:
+        """``kernels``: effective binary kernels computed once for repeated inference calls."""
         features = self.head(x - 0.5)
         h = features
-        for block, kernels in zip(self.body, self.binary_kernels()):
+        for block, kernels in zip(self.body, kernels if kernels is not None else self.binary_kernels()):
             h = block(h, kernels)
         if self.body_conv is not None:
             h = self.body_conv(h)

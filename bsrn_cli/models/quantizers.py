@@ -16,12 +16,17 @@ from bsrn_cli.errors import BsrnError
 
 
 def binarize(x: torch.Tensor) -> torch.Tensor:
-    """x < 0 -> -1, else +1 (so +0.0 and -0.0 both give +1, unlike torch.sign)."""
-    return torch.where(x < 0, -torch.ones_like(x), torch.ones_like(x))
+    """x < 0 -> -1, else +1 (so +0.0 and -0.0 both give +1, unlike torch.sign).
+
+    copysign is one cheap pass; adding +0.0 first turns -0.0 into +0.0.
+    """
+    return torch.ones_like(x).copysign_(x + 0.0)
 
 
 def ste_sign(x: torch.Tensor, clip_value: float | None = 1.0) -> torch.Tensor:
     """Sign in the forward pass; straight-through gradient, zeroed where |x| > clip_value."""
+    if not torch.is_grad_enabled():
+        return binarize(x)
     if clip_value is None:
         surrogate = x
     else:
