@@ -5,7 +5,6 @@ Usage: python scripts/results_table.py DATASET_DIR... > table.md
 """
 
 import json
-import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bsrn_cli.models.registry import default_model_name  # noqa: E402
 from bsrn_cli.published import published_rows  # noqa: E402
+from bsrn_cli.system import cpu_name  # noqa: E402
 
 PUBLISHED_METHODS = ("Bicubic", "BSRN", "BBCU-L", "BBCU-M")
 
@@ -22,16 +22,6 @@ def evaluate(datasets: list[str], scale: int, model: str) -> dict[str, dict]:
     out = subprocess.run([sys.executable, "-m", "bsrn_cli", "eval", *datasets, "-s", str(scale), "--model", model,
                           "--json", "--device", "cpu", "--backend", "torch"], check=True, capture_output=True, text=True).stdout
     return {r["dataset"]: r for r in map(json.loads, out.splitlines())}
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(datasets: list[str]) -> None:

@@ -16,7 +16,6 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from bsrn_cli.backends import bitpack
 from bsrn_cli.backends.torch_backend import TiledUpscaler
@@ -128,9 +127,9 @@ class PackedBSRN:
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        model, config = self.model, self.model.config
+        model = self.model
         _, _, height, width = x.shape
-        with self._timed("float head + body conv"):
+        with self._timed("float head"):
             features = model.head(x - 0.5)
         with self._timed("layout (NCHW <-> NHWC)"):
             h = features[0].permute(1, 2, 0).reshape(height * width, -1).contiguous().numpy()
@@ -138,15 +137,8 @@ class PackedBSRN:
             h = self.block(index, h, height, width)
         with self._timed("layout (NCHW <-> NHWC)"):
             body = torch.from_numpy(h).view(1, height, width, -1).permute(0, 3, 1, 2).contiguous()
-        with self._timed("float head + body conv"):
-            if model.body_conv is not None:
-                body = model.body_conv(body)
-        with self._timed("upsampler + image skip"):
-            out = model.upsampler(body + features) + 0.5
-            if config.image_skip != "none":
-                mode = config.image_skip
-                out = out + F.interpolate(x, scale_factor=model.scale, mode=mode,
-                                          **({"align_corners": False} if mode == "bicubic" else {})) - 0.5
+        with self._timed("float tail (body conv, upsampler, image skip)"):
+            out = model.tail(body, features, x)
         return out
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import platform
 import resource
 import statistics
 import time
@@ -14,17 +13,7 @@ from rich.table import Table
 
 from bsrn_cli.cli.common import ModelOption, console
 from bsrn_cli.errors import BsrnError
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from bsrn_cli.system import cpu_name
 
 
 def _interleaved_medians(runs: dict, rounds: int) -> dict[str, float]:
@@ -75,7 +64,7 @@ def bench_command(
         features = net.head(x - 0.5)
     features_cl = features.contiguous(memory_format=torch.channels_last)
     features_hwc = features[0].permute(1, 2, 0).reshape(height * width, -1).contiguous().numpy()
-    results = {"model": source, "scale": net.scale, "input": [width, height], "cpu": _cpu_name(),
+    results = {"model": source, "scale": net.scale, "input": [width, height], "cpu": cpu_name(),
                "torch": torch.__version__, "kernel_path": bitpack._packed.path(), "rounds": rounds, "runs": []}
     for count in threads:
         torch.set_num_threads(count)

@@ -193,9 +193,13 @@ class BSRN(nn.Module):
         h = features
         for block, kernels in zip(self.body, kernels if kernels is not None else self.binary_kernels()):
             h = block(h, kernels)
+        return self.tail(h, features, x)
+
+    def tail(self, body: torch.Tensor, features: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Body conv, long skip, upsampler and image skip (the float reconstruction R)."""
         if self.body_conv is not None:
-            h = self.body_conv(h)
-        out = self.upsampler(h + features) + 0.5
+            body = self.body_conv(body)
+        out = self.upsampler(body + features) + 0.5
         if self.config.image_skip != "none":
             mode = self.config.image_skip
             out = out + F.interpolate(x, scale_factor=self.scale, mode=mode,
