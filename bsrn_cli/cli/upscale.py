@@ -24,8 +24,8 @@ class Job:
     target: Path
 
 
-def _expand(inputs: list[Path]) -> tuple[list[Path], list[BsrnError]]:
-    """Files to process (folders give their images, sorted) and the inputs that do not exist."""
+def _expand(inputs: list[Path]) -> tuple[list[tuple[Path, Path | None]], list[BsrnError]]:
+    """(file, the folder it came from or None) to process, and the inputs that do not exist."""
     files, problems = [], []
     for item in inputs:
         if item.is_dir():
@@ -33,27 +33,32 @@ def _expand(inputs: list[Path]) -> tuple[list[Path], list[BsrnError]]:
                            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
             if not found:
                 problems.append(BsrnError(f"{item}: folder contains no images"))
-            files += found
+            files += [(p, item) for p in found]
         elif item.exists() or item.is_symlink():
-            files.append(item)
+            files.append((item, None))
         else:
             problems.append(BsrnError(f"{item}: no such file or folder"))
     return files, problems
 
 
-def plan_jobs(inputs: list[Path], files: list[Path], output: Path | None, scale: int) -> list[Job]:
-    """Where each output goes: beside the input by default, into -o if it is (or must be) a folder."""
+def plan_jobs(inputs: list[Path], files: list[tuple[Path, Path | None]], output: Path | None,
+              scale: int) -> list[Job]:
+    """Where each output goes. Without -o: a file's output goes beside it, a folder's outputs
+    into a sibling folder ``<folder>_x<s>`` (so a rerun does not take them for inputs). With
+    -o: into it if it is (or must be) a folder, else to that file."""
     default_name = lambda p: f"{p.stem}_x{scale}.png"
     many = len(files) > 1 or any(i.is_dir() for i in inputs)
     if output is None:
-        return [Job(f, f.with_name(default_name(f))) for f in files]
+        return [Job(f, f.with_name(default_name(f)) if folder is None
+                    else folder.resolve().parent / f"{folder.resolve().name}_x{scale}" / default_name(f))
+                for f, folder in files]
     as_folder = output.is_dir() or str(output).endswith(os.sep) or many or output.suffix == ""
     if as_folder:
         if output.exists() and not output.is_dir():
             raise BsrnError(f"{output}: exists and is not a folder, but several outputs go there")
-        return [Job(f, output / default_name(f)) for f in files]
+        return [Job(f, output / default_name(f)) for f, _ in files]
     output_format(output)
-    return [Job(f, output) for f in files]
+    return [Job(f, output) for f, _ in files]
 
 
 def _check_target(job: Job, inputs: set[Path], written: set[Path], overwrite: bool) -> None:
@@ -101,7 +106,7 @@ def upscale_command(
     jobs = plan_jobs(inputs, files, output, scale)
     upscaler = make_upscaler(net, backend, device, tile=tile, overlap=tile_overlap, threads=threads)
 
-    input_paths = {f.resolve() for f in files}
+    input_paths = {f.resolve() for f, _ in files}
     written: set[Path] = set()
     failed = len(problems)
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),

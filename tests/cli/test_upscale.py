@@ -137,3 +137,11 @@ def test_output_file_name_sets_the_format(tmp_path, tiny_weights):
     assert result.returncode == 0, result.stderr
     with Image.open(tmp_path / "big.jpg") as out:
         assert out.format == "JPEG" and out.size == (80, 60)
+
+
+def test_folder_without_output_goes_to_a_sibling_folder(tmp_path, tiny_weights):
+    write_image(tmp_path / "shots" / "a.png")
+    first = bsrn("upscale", tmp_path / "shots", "--model", tiny_weights)
+    assert first.returncode == 0, first.stderr
+    assert sorted(p.name for p in (tmp_path / "shots_x2").iterdir()) == ["a_x2.png"]
+    assert sorted(p.name for p in (tmp_path / "shots").iterdir()) == ["a.png"]
