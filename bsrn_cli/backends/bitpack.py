@@ -41,6 +41,17 @@ def pack_kernel(kernel: torch.Tensor) -> tuple[np.ndarray, int]:
     return packed.reshape(cout, kh * kw * packed.shape[-1]), cin
 
 
+def run_in_ranges(function, length: int, *args, pool: ThreadPoolExecutor | None = None, threads: int = 1) -> None:
+    """Run ``function(*args, begin, end)`` over ``threads`` slices of range(length) on ``pool``
+    (the kernels release the GIL), or in one call without a pool."""
+    if pool is None or threads <= 1 or length < 2:
+        function(*args, 0, length)
+        return
+    bounds = np.linspace(0, length, min(threads, length) + 1).astype(np.int64)
+    for job in [pool.submit(function, *args, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]:
+        job.result()
+
+
 class BinaryConv:
     """One binary conv with packed weights: integer ±1 dot products, optionally threaded."""
 
@@ -54,14 +65,8 @@ class BinaryConv:
         height, width = act.shape[:2]
         if out is None:
             out = np.empty((height, width, self.cout), dtype=np.int32)
-        if pool is None or threads <= 1 or height < 2:
-            _packed.conv(act, self.weights, self.cin, self.kernel_size, out, 0, height)
-            return out
-        bounds = np.linspace(0, height, min(threads, height) + 1).astype(int)
-        jobs = [pool.submit(_packed.conv, act, self.weights, self.cin, self.kernel_size, out, int(a), int(b))
-                for a, b in zip(bounds[:-1], bounds[1:])]
-        for job in jobs:
-            job.result()
+        run_in_ranges(_packed.conv, height, act, self.weights, self.cin, self.kernel_size, out,
+                      pool=pool, threads=threads)
         return out
 
 

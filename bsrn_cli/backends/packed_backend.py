@@ -23,6 +23,11 @@ from bsrn_cli.errors import BsrnError
 from bsrn_cli.models.bsrn import BSRN
 
 
+def to_pixels(maps: torch.Tensor) -> np.ndarray:
+    """(1, C, H, W) tensor -> float32 (H*W, C) array, the layout of the packed body."""
+    return maps[0].permute(1, 2, 0).reshape(-1, maps.shape[1]).contiguous().numpy()
+
+
 class PackedLayer:
     """One binary conv of an LB block, exported for the kernels."""
 
@@ -90,15 +95,6 @@ class PackedBSRN:
         yield
         self.timings[category] = self.timings.get(category, 0.0) + time.perf_counter() - start
 
-    def _split(self, function, pixels: int, *args) -> None:
-        """Run ``function(*args, begin, end)`` over pixel ranges on the thread pool."""
-        if self.pool is None or pixels < 2 * self.threads:
-            function(*args, 0, pixels)
-            return
-        bounds = np.linspace(0, pixels, self.threads + 1).astype(np.int64)
-        for job in [self.pool.submit(function, *args, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]:
-            job.result()
-
     def block(self, index: int, h: np.ndarray, height: int, width: int) -> np.ndarray:
         """One LB block: float32 (pixels, C) in and out."""
         fp_skip = self.model.config.fp_skip
@@ -108,16 +104,18 @@ class PackedBSRN:
         for layer in self.layers[index]:
             with self._timed("accumulate + BN sign + pack"):
                 bits = self._buffer("bits", (height, width, bitpack.words_for(h.shape[1])), np.uint64)
-                self._split(bitpack._packed.accumulate, pixels, activations[-layer.n_terms:], layer.b, layer.mode,
-                            layer.sign.threshold, layer.sign.above, layer.sign.constant, bits.reshape(pixels, -1))
+                bitpack.run_in_ranges(bitpack._packed.accumulate, pixels, activations[-layer.n_terms:], layer.b,
+                                      layer.mode, layer.sign.threshold, layer.sign.above, layer.sign.constant,
+                                      bits.reshape(pixels, -1), pool=self.pool, threads=self.threads)
             size = layer.conv.kernel_size
             with self._timed(f"binary {size}x{size} conv"):
                 counts = layer.conv(bits, self.pool, self.threads,
                                     out=self._buffer("counts", (height, width, layer.conv.cout), np.int32))
             with self._timed("output pass (scale, RPReLU, residual)"):
                 result = self._buffer("map", (pixels, layer.conv.cout), np.float32)
-                self._split(bitpack._packed.finish, pixels, counts.reshape(pixels, -1), layer.scale, layer.rprelu,
-                            current if fp_skip else None, result)
+                bitpack.run_in_ranges(bitpack._packed.finish, pixels, counts.reshape(pixels, -1), layer.scale,
+                                      layer.rprelu, current if fp_skip else None, result,
+                                      pool=self.pool, threads=self.threads)
             current = result
             activations.append(current)
         if fp_skip:
@@ -132,7 +130,7 @@ class PackedBSRN:
         with self._timed("float head"):
             features = model.head(x - 0.5)
         with self._timed("layout (NCHW <-> NHWC)"):
-            h = features[0].permute(1, 2, 0).reshape(height * width, -1).contiguous().numpy()
+            h = to_pixels(features)
         for index in range(len(self.layers)):
             h = self.block(index, h, height, width)
         with self._timed("layout (NCHW <-> NHWC)"):

@@ -46,7 +46,7 @@ def bench_command(
     import torch
 
     from bsrn_cli.backends import bitpack
-    from bsrn_cli.backends.packed_backend import PackedBSRN
+    from bsrn_cli.backends.packed_backend import PackedBSRN, to_pixels
     from bsrn_cli.models.loader import load_model
 
     if not bitpack.available():
@@ -63,14 +63,14 @@ def bench_command(
         kernels = net.binary_kernels()
         features = net.head(x - 0.5)
     features_cl = features.contiguous(memory_format=torch.channels_last)
-    features_hwc = features[0].permute(1, 2, 0).reshape(height * width, -1).contiguous().numpy()
+    features_hwc = to_pixels(features)
     results = {"model": source, "scale": net.scale, "input": [width, height], "cpu": cpu_name(),
                "torch": torch.__version__, "kernel_path": bitpack._packed.path(), "rounds": rounds, "runs": []}
     for count in threads:
         torch.set_num_threads(count)
         packed = PackedBSRN(net, threads=count)
         with torch.inference_mode():
-            whole = _interleaved_medians({"packed": lambda: packed(x), "torch": lambda: float_net(x_cl)}, rounds)
+            whole = _interleaved_medians({"packed": lambda: packed(x), "torch": lambda: float_net(x_cl, kernels)}, rounds)
             block = _interleaved_medians({"packed": lambda: packed.block(0, features_hwc, height, width),
                                           "torch": lambda: net.body[0](features_cl, kernels[0])}, rounds)
             breakdown = {}

@@ -10,8 +10,8 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from bsrn_cli.cli.common import (BackendOption, DeviceOption, ThreadsOption, ModelOption, ScaleOption, TileOption, check_scale,
-                                 console)
+from bsrn_cli.cli.common import (BackendOption, DeviceOption, ModelOption, ScaleOption, ThreadsOption, TileOption,
+                                 check_scale, console)
 from bsrn_cli.errors import BsrnError
 
 

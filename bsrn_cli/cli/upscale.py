@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from bsrn_cli.cli.common import (BackendOption, DeviceOption, ThreadsOption, ModelOption, ScaleOption, TileOption, check_scale,
-                                 console, err_console, report_error)
+from bsrn_cli.cli.common import (BackendOption, DeviceOption, ModelOption, ScaleOption, ThreadsOption, TileOption,
+                                 check_scale, console, err_console, report_error)
 from bsrn_cli.errors import BsrnError
 from bsrn_cli.io.images import IMAGE_SUFFIXES, output_format
 
