@@ -36,13 +36,14 @@ def _register() -> None:
     from bsrn_cli.cli.bench import bench_command
     from bsrn_cli.cli.eval import eval_command
     from bsrn_cli.cli.info import info_command
-    from bsrn_cli.cli.train import train_command
+    from bsrn_cli.cli.train import export_command, train_command
     from bsrn_cli.cli.upscale import upscale_command
 
     app.command("upscale")(upscale_command)
     app.command("eval")(eval_command)
     app.command("info")(info_command)
     app.command("train")(train_command)
+    app.command("export")(export_command)
     app.command("bench")(bench_command)
 
 

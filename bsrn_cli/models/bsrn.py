@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from bsrn_cli.errors import BsrnError
-from bsrn_cli.models.layers import QuantConv2d, RPReLU
-from bsrn_cli.models.quantizers import ACCUMULATION_MODES, ActivationAccumulator, SteSign, WeightAccumulator
+from bsrn_cli.models.blocks import BinaryBlock
+from bsrn_cli.models.methods import Binarization
 
 SCALES = (2, 3, 4)
 LB_KERNEL_SIZES = (3, 1, 1)
@@ -26,30 +26,24 @@ IMAGE_SKIPS = ("none", "nearest", "bicubic")
 
 
 @dataclass(frozen=True)
-class BSRNConfig:
-    """Everything that decides the network's shape and its binarization."""
+class BSRNConfig(Binarization):
+    """Everything that decides the network's shape and its binarization (method fields: methods.py)."""
 
     scale: int = 4
     channels: int = 48
     hpb_blocks: int = 20
     lb_per_hpb: int = 2
-    weight_accumulation: str = "learned"      # learned | ones (W1) | none (W2)
-    activation_accumulation: str = "learned"  # learned | ones (A1) | none (A2)
     long_range: str = "global"                # which earlier 3x3 filters an LB's 3x3 accumulates
     upsampler: str = "edsr"                   # edsr: conv+shuffle per x2 stage; light: one conv+shuffle
     body_conv: bool = True                    # float 3x3 conv closing the body before the long skip
-    fp_skip: bool = False                     # float identity around every binary conv (E2FIF/BBCU)
-    rprelu: bool = False                      # RPReLU after every binary conv (ReActNet/BBCU)
     image_skip: str = "none"                  # add the upscaled input (none | nearest | bicubic)
-    residual_scale: float = 0.1               # initial per-channel gain on each binary conv's output
     in_channels: int = 3
 
     def __post_init__(self):
         if self.scale not in SCALES:
             raise BsrnError(f"scale must be one of {SCALES}, not {self.scale}")
-        for field, allowed in (("weight_accumulation", ACCUMULATION_MODES),
-                               ("activation_accumulation", ACCUMULATION_MODES),
-                               ("long_range", LONG_RANGE_MODES), ("upsampler", UPSAMPLERS),
+        self.check_binarization()
+        for field, allowed in (("long_range", LONG_RANGE_MODES), ("upsampler", UPSAMPLERS),
                                ("image_skip", IMAGE_SKIPS)):
             if getattr(self, field) not in allowed:
                 raise BsrnError(f"{field} must be one of {allowed}, not {getattr(self, field)!r}")
@@ -81,52 +75,17 @@ PRESETS: dict[str, dict] = {
 def preset_config(preset: str, scale: int, **overrides) -> BSRNConfig:
     if preset not in PRESETS:
         raise BsrnError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-    return BSRNConfig(scale=scale, **{**PRESETS[preset], **overrides})
+    try:
+        return BSRNConfig(scale=scale, **{**PRESETS[preset], **overrides})
+    except TypeError as exc:
+        raise BsrnError(f"bsrn configuration: {exc}") from exc
 
 
-class LBBlock(nn.Module):
-    """One binary 3x3 conv and two binary 1x1 convs with short-range accumulation.
-
-    Layer n binarizes BN(b_1 A_1 + ... + b_n A_n) of the block's earlier inputs, and its
-    filters accumulate the block's earlier filters (the 3x3 one through its spatial mean).
-    The 3x3 filters also accumulate ``long_range_terms`` earlier LB blocks' 3x3 filters.
-    """
+class LBBlock(BinaryBlock):
+    """One binary 3x3 conv and two binary 1x1 convs with short-range accumulation (blocks.py)."""
 
     def __init__(self, config: BSRNConfig, long_range_terms: int):
-        super().__init__()
-        c = config.channels
-        self.fp_skip = config.fp_skip
-        self.convs = nn.ModuleList(QuantConv2d(c, c, k, input_quantizer=SteSign()) for k in LB_KERNEL_SIZES)
-        self.weight_acc = nn.ModuleList(
-            WeightAccumulator(n_terms=(long_range_terms + 1) if i == 0 else i + 1, mode=config.weight_accumulation)
-            for i in range(len(LB_KERNEL_SIZES)))
-        self.act_acc = nn.ModuleList(
-            ActivationAccumulator(n_terms=i + 1, channels=c, mode=config.activation_accumulation)
-            for i in range(len(LB_KERNEL_SIZES)))
-        self.rprelu = nn.ModuleList(RPReLU(c) for _ in LB_KERNEL_SIZES) if config.rprelu else None
-        # A learned per-output-channel gain (folded into E(|W|) at inference) keeps the sum of
-        # 120 binary convs' outputs near the scale of the head's features at the start.
-        self.gains = nn.ParameterList(
-            nn.Parameter(torch.full((1, c, 1, 1), config.residual_scale)) for _ in LB_KERNEL_SIZES)
-
-    def kernels(self, earlier_3x3: list[torch.Tensor]) -> list[torch.Tensor]:
-        """The effective binary kernels W^B of the three convs (eq. 3)."""
-        own = [conv.weight for conv in self.convs]
-        result = [self.weight_acc[0](earlier_3x3 + [own[0]])]
-        for i in range(1, len(own)):
-            result.append(self.weight_acc[i](own[: i + 1]))
-        return result
-
-    def forward(self, x: torch.Tensor, kernels: list[torch.Tensor]) -> torch.Tensor:
-        activations = [x]
-        h = x
-        for i, conv in enumerate(self.convs):
-            z = conv(self.act_acc[i](activations), kernels[i]) * self.gains[i]
-            if self.rprelu is not None:
-                z = self.rprelu[i](z)
-            h = h + z if self.fp_skip else z
-            activations.append(h)
-        return h if self.fp_skip else x + h
+        super().__init__(config, config.channels, LB_KERNEL_SIZES, long_range_terms)
 
 
 def _upsampler(config: BSRNConfig) -> nn.Sequential:
@@ -143,6 +102,8 @@ def _upsampler(config: BSRNConfig) -> nn.Sequential:
 
 class BSRN(nn.Module):
     """Input and output are RGB in [0, 1]; output is ``scale`` times larger."""
+
+    architecture = "bsrn"
 
     def __init__(self, config: BSRNConfig):
         super().__init__()

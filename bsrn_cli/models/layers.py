@@ -21,16 +21,21 @@ class QuantConv2d(nn.Conv2d):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *,
-                 input_quantizer=None, kernel_quantizer=None, bias: bool = False):
+                 input_quantizer=None, kernel_quantizer=None, bias: bool = False, binary: bool | None = None):
         super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
         self.input_quantizer = quantizers.get(input_quantizer)
         self.kernel_quantizer = quantizers.get(kernel_quantizer)
+        # Binary = XNOR-popcount work: both the input and the (possibly accumulated) kernel are
+        # binary. Callers that pass kernels in say so; otherwise the input quantizer decides.
+        self._binary = binary
         # Binary layers see ±1 inputs: a fan-in-scaled init keeps pre-sign values near 1.
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
 
     @property
     def is_binary(self) -> bool:
-        return self.input_quantizer is not None
+        if self._binary is not None:
+            return self._binary
+        return bool(getattr(self.input_quantizer, "binary", self.input_quantizer is not None))
 
     def quantized_kernel(self) -> torch.Tensor:
         return self.weight if self.kernel_quantizer is None else self.kernel_quantizer(self.weight)

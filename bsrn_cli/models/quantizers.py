@@ -50,6 +50,8 @@ def standardize_per_output_channel(w: torch.Tensor, eps: float = 1e-5) -> torch.
 class SteSign(nn.Module):
     """Sign with a straight-through estimator (BNN); the activation binarizer."""
 
+    binary = True
+
     def __init__(self, clip_value: float | None = 1.0):
         super().__init__()
         self.clip_value = clip_value
@@ -63,6 +65,8 @@ class SteSign(nn.Module):
 
 class ScaledSign(nn.Module):
     """Weight binarizer: sign(W) * E(|W|) per output channel (XNOR-Net style)."""
+
+    binary = True
 
     def __init__(self, clip_value: float | None = None):
         super().__init__()
@@ -170,9 +174,96 @@ class ActivationAccumulator(nn.Module):
         return f"n_terms={self.n_terms}, mode={self.mode!r}"
 
 
+class LayerScaledSign(nn.Module):
+    """DoReFa-Net's 1-bit weights: sign(W) * E(|W|), one scale for the whole layer."""
+
+    binary = True
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return ste_sign(w, None) * w.detach().abs().mean()
+
+
+class DoReFaActivation(nn.Module):
+    """DoReFa-Net's 1-bit activations: round(clip(x, 0, 1)) in {0, 1}, straight-through in [0, 1]."""
+
+    binary = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        clipped = torch.clamp(x, 0.0, 1.0)
+        return clipped + (torch.round(clipped) - clipped).detach()
+
+
+class ABCWeight(nn.Module):
+    """ABC-Net weights: W ~ sum_i alpha_i B_i with B_i = sign(W - mean(W) + u_i std(W)).
+
+    The shifts u_i spread evenly over [-1, 1] (M = 3: -1, 0, 1); the alphas are the least-squares
+    fit of W by the bases, recomputed at every call (no learned state), one set per layer.
+    The gradient passes straight through to W.
+    """
+
+    binary = True
+
+    def __init__(self, bases: int = 3):
+        super().__init__()
+        self.bases = bases
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            flat = w.detach().float().flatten()
+            centred = flat - flat.mean()
+            std = flat.std(unbiased=False)
+            shifts = torch.linspace(-1.0, 1.0, self.bases) if self.bases > 1 else torch.zeros(1)
+            basis = torch.stack([binarize(centred + u * std) for u in shifts.to(flat.device)], dim=1)
+            alphas = torch.linalg.lstsq(basis, flat.unsqueeze(1)).solution.squeeze(1)
+            approx = (basis @ alphas).view_as(w).to(w.dtype)
+        return w + (approx - w).detach()
+
+    def extra_repr(self) -> str:
+        return f"bases={self.bases}"
+
+
+class ABCActivation(nn.Module):
+    """ABC-Net activations, N bases: sum_n beta_n H(x + v_n), H(y) = +1 if clip(y, 0, 1) >= 0.5 else -1.
+
+    Shifts v_n and scales beta_n are learned; the gradient of each base is straight-through
+    where 0 <= x + v_n <= 1.
+    """
+
+    binary = True
+
+    def __init__(self, bases: int = 1):
+        super().__init__()
+        self.bases = bases
+        self.shift = nn.Parameter(torch.linspace(-0.5, 0.5, bases) if bases > 1 else torch.zeros(1))
+        self.beta = nn.Parameter(torch.ones(bases) / bases)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total = None
+        for v, beta in zip(self.shift, self.beta):
+            clipped = torch.clamp(x + v, 0.0, 1.0)
+            hard = torch.where(clipped >= 0.5, 1.0, -1.0).to(x.dtype)
+            base = beta * (2 * clipped - 1 + (hard - (2 * clipped - 1)).detach())
+            total = base if total is None else total + base
+        return total
+
+    def extra_repr(self) -> str:
+        return f"bases={self.bases}"
+
+
+class FloatReLU(nn.ReLU):
+    """The full-precision stand-in where binary methods binarize activations."""
+
+    binary = False
+
+
 _NAMED: dict[str, Callable[[], nn.Module]] = {
     "ste_sign": SteSign,
     "scaled_sign": ScaledSign,
+    "layer_scaled_sign": LayerScaledSign,
+    "dorefa_activation": DoReFaActivation,
+    "abc_weight": ABCWeight,
+    "abc_activation": ABCActivation,
+    "relu": FloatReLU,
 }
 
 

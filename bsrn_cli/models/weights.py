@@ -6,6 +6,7 @@ trained the weights (data, steps, device, minutes) and how good they are (Set5 P
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -17,13 +18,14 @@ from safetensors.torch import save_file
 
 from bsrn_cli.errors import BsrnError
 from bsrn_cli.io.atomic import atomic_write
+from bsrn_cli.models.backbones import VDSR, SRResNet, SRResNetConfig, VDSRConfig
 from bsrn_cli.models.bsrn import BSRN, BSRNConfig
 
 FORMAT_NAME = "bsrn-weights"
 FORMAT_VERSION = 1
 METADATA_KEY = "bsrn"
 PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar"}
-ARCHITECTURES = {"bsrn": (BSRN, BSRNConfig)}
+ARCHITECTURES = {"bsrn": (BSRN, BSRNConfig), "vdsr": (VDSR, VDSRConfig), "srresnet": (SRResNet, SRResNetConfig)}
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -36,7 +38,11 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 def _looks_like_pickle(path: Path) -> bool:
     with open(path, "rb") as f:
-        head = f.read(4)
+        head = f.read(9)
+    # A safetensors file starts with its header length (8 bytes, little-endian) and then "{";
+    # that length's first byte may be anything, 0x80 included, so check for it first.
+    if len(head) == 9 and head[8:9] == b"{":
+        return False
     # zip (torch.save since 1.6) or a pickle protocol 2+ opcode.
     return head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
 
@@ -49,8 +55,8 @@ def refuse_pickle(path: Path) -> None:
 
 
 def model_metadata(model: BSRN, **extra) -> dict:
-    return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "architecture": "bsrn",
-            "scale": model.scale, "config": model.config.to_dict(), **extra}
+    return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "architecture": model.architecture,
+            "scale": model.scale, "method": model.config.method_name, "config": model.config.to_dict(), **extra}
 
 
 def atomic_save_file(tensors: dict[str, torch.Tensor], path: str | os.PathLike, header: dict[str, str]) -> None:
@@ -92,7 +98,11 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
 
 def build_model(meta: dict) -> BSRN:
     model_class, config_class = ARCHITECTURES[meta["architecture"]]
-    return model_class(config_class.from_dict(meta["config"]))
+    known = {f.name for f in dataclasses.fields(config_class)}
+    unknown = set(meta["config"]) - known
+    if unknown:
+        raise BsrnError(f"unknown {meta['architecture']} configuration fields: {', '.join(sorted(unknown))}")
+    return model_class(config_class(**meta["config"]))
 
 
 def load_weights(path: str | os.PathLike) -> tuple[BSRN, dict]:

@@ -19,8 +19,14 @@ from bsrn_cli.imresize import imresize, modcrop
 from bsrn_cli.io.images import IMAGE_SUFFIXES, read_image_rgb
 
 
+def _hr_folders(folder: Path) -> list[Path]:
+    """A DIV2K-style folder (``*_HR/`` beside ``*_LR_bicubic/``) trains on its HR folders only."""
+    hr = sorted(p for p in folder.iterdir() if p.is_dir() and p.name.upper().endswith("_HR"))
+    return hr or [folder]
+
+
 def find_images(folders: list[str | Path]) -> list[Path]:
-    """Image files under the given folders (recursively), sorted for reproducibility."""
+    """HR image files under the given folders (recursively), sorted for reproducibility."""
     paths: list[Path] = []
     for folder in folders:
         folder = Path(folder)
@@ -29,24 +35,39 @@ def find_images(folders: list[str | Path]) -> list[Path]:
             continue
         if not folder.is_dir():
             raise BsrnError(f"{folder}: no such training folder")
-        paths += [p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+        for root in _hr_folders(folder):
+            paths += [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                      and not p.name.startswith(".")]
     if not paths:
         raise BsrnError(f"no training images found in {', '.join(map(str, folders))}")
     return sorted(paths)
 
 
+def div2k_lr_file(hr_path: Path, scale: int) -> Path | None:
+    """``X_HR/0001.png`` -> ``X_LR_bicubic/X4/0001x4.png`` when that file exists (DIV2K's own LR)."""
+    folder = hr_path.parent
+    if not folder.name.upper().endswith("_HR"):
+        return None
+    lr_root = folder.with_name(folder.name[:-3] + "_LR_bicubic") / f"X{scale}"
+    candidate = lr_root / f"{hr_path.stem}x{scale}{hr_path.suffix}"
+    return candidate if candidate.is_file() else None
+
+
 @dataclass
 class PatchSampler:
-    """Random aligned patches from in-memory (LR, HR) pairs."""
+    """Random aligned patches from in-memory (LR, HR) pairs, cut and augmented with numpy.
 
-    lr_images: list[torch.Tensor]  # uint8, (3, h, w)
-    hr_images: list[torch.Tensor]  # uint8, (3, h*s, w*s)
+    Images stay in host memory as uint8 HWC arrays; a batch is one uint8 array moved to the
+    training device in one copy and turned into floats there (NHWC, so channels_last for free).
+    """
+
+    lr_images: list[np.ndarray]  # uint8, (h, w, 3)
+    hr_images: list[np.ndarray]  # uint8, (h*s, w*s, 3)
     scale: int
     names: list[str]
 
     @classmethod
-    def from_paths(cls, paths: list[Path], scale: int, lr_patch: int, device: str | torch.device = "cpu",
-                   downscale_larger_than: int = 0) -> "PatchSampler":
+    def from_paths(cls, paths: list[Path], scale: int, lr_patch: int, downscale_larger_than: int = 0) -> "PatchSampler":
         lrs, hrs, names = [], [], []
         for path in paths:
             hr = read_image_rgb(path)
@@ -55,9 +76,16 @@ class PatchSampler:
             hr = modcrop(hr, scale)
             if min(hr.shape[:2]) < lr_patch * scale:
                 continue
-            lr = imresize(hr, 1 / scale)
-            lrs.append(torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1))).to(device))
-            hrs.append(torch.from_numpy(np.ascontiguousarray(hr.transpose(2, 0, 1))).to(device))
+            lr = None
+            given = None if downscale_larger_than else div2k_lr_file(path, scale)
+            if given is not None:  # DIV2K ships MATLAB-bicubic LR files: use them if they fit
+                lr = read_image_rgb(given)
+                if lr.shape[:2] != (hr.shape[0] // scale, hr.shape[1] // scale):
+                    lr = None
+            if lr is None:
+                lr = imresize(hr, 1 / scale)
+            lrs.append(np.ascontiguousarray(lr))
+            hrs.append(np.ascontiguousarray(hr))
             names.append(path.name)
         if not lrs:
             raise BsrnError(f"no training image is at least {lr_patch * scale} pixels on each side")
@@ -66,27 +94,41 @@ class PatchSampler:
     def __len__(self) -> int:
         return len(self.lr_images)
 
-    def sample(self, batch: int, lr_patch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """A batch of float (LR, HR) patches in [0, 1] on the sampler's device."""
+    def sample_uint8(self, batch: int, lr_patch: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 (batch, p, p, 3) LR and (batch, p*s, p*s, 3) HR patches, aligned, augmented."""
         s, hp = self.scale, lr_patch * self.scale
-        picks = torch.randint(len(self), (batch,), generator=generator).tolist()
-        transforms = torch.randint(8, (batch,), generator=generator).tolist()
-        lr_out, hr_out = [], []
-        for index, transform in zip(picks, transforms):
+        lr_out = np.empty((batch, lr_patch, lr_patch, 3), np.uint8)
+        hr_out = np.empty((batch, hp, hp, 3), np.uint8)
+        picks = rng.integers(len(self), size=batch)
+        transforms = rng.integers(8, size=batch)
+        for i, (index, transform) in enumerate(zip(picks, transforms)):
             lr_img, hr_img = self.lr_images[index], self.hr_images[index]
-            _, h, w = lr_img.shape
-            y = int(torch.randint(h - lr_patch + 1, (1,), generator=generator))
-            x = int(torch.randint(w - lr_patch + 1, (1,), generator=generator))
-            lr = lr_img[:, y:y + lr_patch, x:x + lr_patch]
-            hr = hr_img[:, y * s:y * s + hp, x * s:x * s + hp]
-            lr_out.append(_augment(lr, transform))
-            hr_out.append(_augment(hr, transform))
-        to_float = lambda xs: torch.stack(xs).float().div_(255.0)
-        return to_float(lr_out), to_float(hr_out)
+            h, w = lr_img.shape[:2]
+            y = int(rng.integers(h - lr_patch + 1))
+            x = int(rng.integers(w - lr_patch + 1))
+            lr_out[i] = _augment(lr_img[y:y + lr_patch, x:x + lr_patch], transform)
+            hr_out[i] = _augment(hr_img[y * s:y * s + hp, x * s:x * s + hp], transform)
+        return lr_out, hr_out
+
+    def sample(self, batch: int, lr_patch: int, rng: np.random.Generator,
+               device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """A batch of float (LR, HR) patches in [0, 1], (N, 3, H, W) in channels_last layout."""
+        return to_device(*self.sample_uint8(batch, lr_patch, rng), device=device)
 
 
-def _augment(patch: torch.Tensor, transform: int) -> torch.Tensor:
-    """One of the 8 symmetries of the square: transform & 3 quarter turns, bit 2 a flip."""
+def to_device(*arrays: np.ndarray, device: str | torch.device = "cpu") -> tuple[torch.Tensor, ...]:
+    device = torch.device(device)
+    out = []
+    for array in arrays:
+        tensor = torch.from_numpy(array)
+        if device.type == "cuda":
+            tensor = tensor.pin_memory().to(device, non_blocking=True)
+        out.append(tensor.permute(0, 3, 1, 2).float().div_(255.0))
+    return tuple(out)
+
+
+def _augment(patch: np.ndarray, transform: int) -> np.ndarray:
+    """One of the 8 symmetries of the square (HWC): transform & 3 quarter turns, bit 2 a flip."""
     if transform & 4:
-        patch = patch.flip(-1)
-    return torch.rot90(patch, transform & 3, dims=(-2, -1))
+        patch = patch[:, ::-1]
+    return np.rot90(patch, int(transform) & 3, axes=(0, 1))
