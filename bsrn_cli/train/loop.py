@@ -268,6 +268,12 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
     state = {"step": 0, "best_psnr": -1.0, "seconds": 0.0, "images": len(sampler), "init_from": None}
     if config.resume and last_path.exists():
         state = load_checkpoint(last_path, model, optimizer, ema.model if ema else None)
+        # The batch stream continues where it stopped (single process: a resumed run equals an
+        # uninterrupted one); under DDP the other ranks reseed from the step.
+        if rank == 0 and "rng" in state:
+            rng.bit_generator.state = state["rng"]
+        else:
+            rng = np.random.default_rng([config.seed, rank, state["step"]])
         log(f"resumed from {last_path} at step {state['step']}")
     elif config.resume:
         log(f"no checkpoint at {last_path}: starting a new run")
@@ -309,6 +315,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
                      metrics=metrics)
 
     def checkpoint() -> None:
+        state["rng"] = rng.bit_generator.state
         save_checkpoint(last_path, model, optimizer, state, ema.model if ema else None)
 
     def agree(flag: bool) -> bool:
@@ -391,7 +398,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
             log_file.close()
     if main and not val_pairs:
         export_best({})
-    summary = {**state, "stopped_early": state["step"] < config.steps, "best": str(best_path), "world_size": world}
+    summary = {**{k: v for k, v in state.items() if k != "rng"}, "stopped_early": state["step"] < config.steps, "best": str(best_path), "world_size": world}
     if world > 1:
         sums = [None] * world
         dist.all_gather_object(sums, _checksum(model))
