@@ -33,7 +33,7 @@ def _entries(patterns: list[str] | None):
 
 
 def _size(n: int) -> str:
-    return f"{n / 1e6:.1f} MB"
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
 
 
 @models_app.command("list")
@@ -41,13 +41,15 @@ def list_command() -> None:
     """The registered models: scale, size, measured Set5 PSNR, where the file is, and whether it verifies."""
     from bsrn_cli.models import hub
 
-    table = Table("name", "scale", "size", "Set5 PSNR", "where", "verified", "revision")
+    table = Table()
+    for header in ("name", "scale", "size", "Set5 PSNR", "where", "verified", "revision"):
+        table.add_column(header, no_wrap=header in ("name", "where", "verified"))
     entries = _entries(None)
     for entry in entries:
         copies = hub.local_copies(entry)
         problems = [copy.problem(entry) for copy in copies]
         where = ", ".join(copy.kind for copy in copies) or "not downloaded"
-        verified = "-" if not copies else ("yes" if not any(problems) else "NO: sha256 mismatch")
+        verified = "-" if not copies else ("yes" if not any(problems) else "MISMATCH")
         psnr = entry.quality.get("Set5_psnr")
         table.add_row(entry.name, f"x{entry.scale}", _size(entry.size), "-" if psnr is None else f"{psnr} dB",
                       where, verified, entry.revision)
@@ -142,10 +144,9 @@ def export_hub_command(
             path, _ = resolve_entry(entry)
             items.append(ExportItem(entry.name, path, entry.filename, entry.licence))
     exported = export_hub(folder, items, repo_id=repo_id or HUB_REPO, licence=licence)
-    table = Table("file", "bytes", "sha256", title=f"{folder}: Hub-ready")
-    for file in exported:
-        table.add_row(file.filename, str(file.size), file.sha256)
-    console.print(table)
+    console.print(f"{folder}: Hub-ready (file, bytes, sha256)", markup=False, highlight=False)
+    for file in exported:  # plain lines: these are the values a release pins in the registry
+        console.print(f"  {file.filename}  {file.size}  {file.sha256}", markup=False, highlight=False, soft_wrap=True)
     console.print("next: hf upload <repo> <folder> . ; hf repos tag create <repo> vX.Y.Z ; "
                   "then pin revision, sha256 and size in bsrn_cli/models/registry.py (docs/weights.md)",
                   markup=False, highlight=False)

@@ -43,7 +43,8 @@ def _folder_mode() -> int:
 
 def _datasets(metas: list[dict]) -> list[str]:
     names = {key[: -len("_psnr")] for meta in metas for key in meta.get("metrics", {}) if key.endswith("_psnr")}
-    return sorted(names, key=lambda n: (n not in ("Set5", "Set14"), n))
+    usual = ["Set5", "Set14", "B100", "Urban100", "Manga109"]
+    return sorted(names, key=lambda n: (usual.index(n) if n in usual else len(usual), n))
 
 
 def _cell(metrics: dict, dataset: str) -> str:
@@ -81,9 +82,11 @@ def model_card(repo_id: str, licence: str, rows: list[tuple[ExportItem, dict, Ex
         lines.append(f"- `{exported.filename}`: " + ("; ".join(facts) if facts else "no training record"))
     lines += ["", "## Files", "", "| file | sha256 | bytes |", "| --- | --- | --- |"]
     lines += [f"| {e.filename} | `{e.sha256}` | {e.size} |" for _, _, e in rows]
-    lines += ["", "## Use", "", "```bash", "pip install bsrn", "bsrn upscale photo.jpg -s 4", "```", "",
-              "`bsrn` downloads these files at a pinned revision and refuses any file whose sha256 differs "
-              "from the one recorded in its registry.", ""]
+    lines += ["", "## Use", "", "With the `bsrn` command-line tool installed:", "", "```bash",
+              "bsrn models download bsrn-fast-x4   # optional: bsrn upscale fetches what it needs",
+              "bsrn upscale photo.jpg -s 4", "```", "",
+              "`bsrn` downloads these files at the revision its registry pins and refuses any file whose sha256 "
+              "differs from the one recorded there.", ""]
     return "\n".join(lines)
 
 
