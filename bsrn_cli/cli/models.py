@@ -33,7 +33,8 @@ def _entries(patterns: list[str] | None):
 
 
 def _size(n: int) -> str:
-    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
+    # truncated, never rounded up
+    return f"{int(n / 1e5) / 10:.1f} MB" if n >= 100_000 else f"{int(n / 1e2) / 10:.1f} kB"
 
 
 @models_app.command("list")

@@ -129,16 +129,15 @@ def _network_errors() -> tuple[type[BaseException], ...]:
 
 
 def _hub_error(entry: PretrainedModel, exc: BaseException) -> BsrnError:
-    from huggingface_hub import errors as hf
+    from huggingface_hub import utils as hf  # the error classes, exported there since before 0.23
 
     where = f"{hub_location(entry)} on {endpoint()}"
-    remote_entry_missing = getattr(hf, "RemoteEntryNotFoundError", None) or hf.EntryNotFoundError
     if isinstance(exc, hf.RevisionNotFoundError):
         return BsrnError(f"{entry.name}: revision {entry.revision!r} not found in {entry.hub_repo} on {endpoint()}; "
                          "this bsrn version pins it, so the Hub repo or HF_ENDPOINT is not the expected one")
     if isinstance(exc, hf.RepositoryNotFoundError):
         return BsrnError(f"{entry.name}: repository {entry.hub_repo} not found on {endpoint()}")
-    if isinstance(exc, remote_entry_missing) and not isinstance(exc, hf.LocalEntryNotFoundError):
+    if isinstance(exc, hf.EntryNotFoundError) and not isinstance(exc, hf.LocalEntryNotFoundError):
         return BsrnError(f"{entry.name}: file {entry.filename} not found at {where}")
     if isinstance(exc, hf.HfHubHTTPError) and getattr(exc, "response", None) is not None:
         return BsrnError(f"{entry.name}: the Hub answered HTTP {exc.response.status_code} for {where}")
@@ -169,17 +168,17 @@ def _prune_empty_dirs(start: Path, stop: Path) -> None:
 
 def download(entry: PretrainedModel, force: bool = False) -> Path:
     """Fetch the entry's file at its pinned revision into the cache, verified; return its path."""
+    target = cached_path(entry)
+    reason = mismatch(target, entry) if target.is_file() else "not cached"
+    if reason is None and not force:
+        return target
     if offline_mode():
         raise BsrnError(f"{entry.name}: offline mode ({OFFLINE_ENV}=1) forbids downloading {hub_location(entry)}; "
                         f"unset {OFFLINE_ENV} and run `bsrn models download {entry.name}`")
-    target = cached_path(entry)
-    if target.is_file() and not force:
-        reason = mismatch(target, entry)
-        if reason is None:
-            return target
+    if target.is_file() and reason is not None:
         say(f"{target}: {reason}; downloading it again")
     from huggingface_hub import hf_hub_download
-    from huggingface_hub import errors as hf
+    from huggingface_hub import utils as hf
 
     root = cache_root()
     client_errors = (hf.HfHubHTTPError, hf.LocalEntryNotFoundError, hf.EntryNotFoundError, OSError,

@@ -113,6 +113,9 @@ def test_offline_mode_uses_the_cache_says_so_once_and_never_calls_the_server(fak
     assert load_model(tiny_entry.name)[0].scale == 2
     err_lines = capsys.readouterr().err.splitlines()
     assert err_lines == [f"offline mode (HF_HUB_OFFLINE=1): using the cache copy of {tiny_entry.name}"]
+    assert hub.download(tiny_entry) == hub.cached_path(tiny_entry)  # already there: nothing to fetch
+    with pytest.raises(BsrnError, match="offline mode"):
+        hub.download(tiny_entry, force=True)
     assert len(fake_hub.requests) == seen
 
 
