@@ -55,8 +55,8 @@ def list_command() -> None:
         table.add_row(entry.name, f"x{entry.scale}", _size(entry.size), "-" if psnr is None else f"{psnr} dB",
                       where, verified, entry.revision)
     console.print(table)
-    repos = ", ".join(sorted({entry.hub_repo for entry in entries}))
-    console.print(f"Hub: {hub.endpoint()}/{repos}   cache: {hub.cache_root()}"
+    repos = ", ".join(f"{hub.endpoint()}/{repo}" for repo in sorted({entry.hub_repo for entry in entries}))
+    console.print(f"Hub: {repos}   cache: {hub.cache_root()}"
                   + ("   (offline mode)" if hub.offline_mode() else ""), markup=False, highlight=False)
 
 
@@ -106,7 +106,8 @@ def verify_command(names: NamesArgument = None) -> None:
             problem = copy.problem(entry)
             table.add_row(entry.name, copy.kind, "ok" if problem is None else "MISMATCH", str(copy.path))
             if problem is not None:
-                hint = "reinstall bsrn" if copy.kind == "bundled" else f"run `bsrn models download {entry.name} --force`"
+                hint = ("reinstall bsrn" if copy.kind == "bundled"
+                        else f"run `bsrn models download {entry.name} --force`")
                 problems.append(f"{problem} ({hint})")
     console.print(table)
     for problem in problems:
