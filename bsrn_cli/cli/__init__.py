@@ -36,6 +36,7 @@ def _register() -> None:
     from bsrn_cli.cli.bench import bench_command
     from bsrn_cli.cli.eval import eval_command
     from bsrn_cli.cli.info import info_command
+    from bsrn_cli.cli.models import models_app
     from bsrn_cli.cli.train import export_command, train_command
     from bsrn_cli.cli.upscale import upscale_command
 
@@ -45,6 +46,7 @@ def _register() -> None:
     app.command("train")(train_command)
     app.command("export")(export_command)
     app.command("bench")(bench_command)
+    app.add_typer(models_app, name="models")
 
 
 _register()

@@ -1,25 +1,52 @@
-"""One registry of named pretrained models (timm-style): name -> file, scale, sha256."""
+"""One registry of named pretrained models (timm-style): what each is, where its file lives, its sha256.
+
+An entry names one weights file three ways: the copy bundled in the package (if shipped), the copy
+in the user cache, and the file on the Hugging Face Hub at a pinned revision. All three must have
+the entry's sha256; docs/weights.md says how a release fills these fields in.
+"""
 
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 from bsrn_cli.errors import BsrnError
+
+# A pinned revision is a full commit hash or a release tag; never a branch such as "main".
+PINNED_REVISION = re.compile(r"^(?:[0-9a-f]{40}|v\d+\.\d+\.\d+)$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
 class PretrainedModel:
     name: str
     scale: int
-    filename: str
+    filename: str  # the bundled file's name and the file's path in the Hub repo
     sha256: str
+    size: int  # bytes
     description: str
+    hub_repo: str
+    revision: str
+    licence: str
+    architecture: str
+    config_summary: str
+    quality: dict[str, float] = field(default_factory=dict, hash=False)  # measured, from the file's metadata
+    bundled: bool = True  # shipped inside the package
 
-    def bundled_path(self) -> Path:
-        return bundled_weights_dir() / self.filename
+    def __post_init__(self) -> None:
+        if not PINNED_REVISION.match(self.revision):
+            raise ValueError(f"{self.name}: revision {self.revision!r} is not pinned (40-hex commit or vX.Y.Z tag)")
+        if not SHA256.match(self.sha256):
+            raise ValueError(f"{self.name}: sha256 must be 64 lowercase hex digits")
+        if self.size <= 0 or "/" not in self.hub_repo:
+            raise ValueError(f"{self.name}: needs a positive size and an owner/name Hub repo")
+
+    def bundled_path(self) -> Path | None:
+        """Where the shipped copy is (it may still be missing from a damaged install), or None."""
+        return bundled_weights_dir() / self.filename if self.bundled else None
 
 
 _REGISTRY: dict[str, PretrainedModel] = {}
@@ -30,6 +57,10 @@ def register_model(entry: PretrainedModel) -> PretrainedModel:
         raise ValueError(f"model {entry.name!r} registered twice")
     _REGISTRY[entry.name] = entry
     return entry
+
+
+def unregister_model(name: str) -> None:
+    _REGISTRY.pop(name, None)
 
 
 def bundled_weights_dir() -> Path:
@@ -54,16 +85,28 @@ def default_model_name(scale: int) -> str:
     return f"bsrn-fast-x{scale}"
 
 
-# Preliminary weights; docs/training.md has the commands that made them.
+# Preliminary weights; docs/training.md has the commands that made them, docs/weights.md how they
+# are published. Quality: Y-PSNR (dB) / SSIM copied from each file's metadata (tests check they agree).
+HUB_REPO = "bsrn-project/bsrn-fast"
+RELEASE_REVISION = "v0.1.0"
+FAST_SUMMARY = "BSRN fast: 48 ch, 20 HPB x 2 LB, BAM, FP skip, RPReLU, light upsampler"
+FAST_DESCRIPTION = "BSRN 'fast' preset (BAM + FP skip + RPReLU, light upsampler), x{}, preliminary"
+
 register_model(PretrainedModel(
     name="bsrn-fast-x2", scale=2, filename="bsrn-fast-x2.safetensors",
-    sha256="c6b4417534e8e472fdc0deb8729bad30b48c717f7da862749371c502b02610a7",
-    description="BSRN 'fast' preset (BAM + FP skip + RPReLU, light upsampler), x2, preliminary"))
+    sha256="c6b4417534e8e472fdc0deb8729bad30b48c717f7da862749371c502b02610a7", size=4487296,
+    description=FAST_DESCRIPTION.format(2), hub_repo=HUB_REPO, revision=RELEASE_REVISION, licence="mit",
+    architecture="bsrn", config_summary=FAST_SUMMARY,
+    quality={"Set5_psnr": 36.789, "Set5_ssim": 0.955, "Set14_psnr": 32.438, "Set14_ssim": 0.9066}))
 register_model(PretrainedModel(
     name="bsrn-fast-x3", scale=3, filename="bsrn-fast-x3.safetensors",
-    sha256="e664256b801c145443a55b14933332be83508072e73d44158c2db76adbb66761",
-    description="BSRN 'fast' preset (BAM + FP skip + RPReLU, light upsampler), x3, preliminary"))
+    sha256="e664256b801c145443a55b14933332be83508072e73d44158c2db76adbb66761", size=4513276,
+    description=FAST_DESCRIPTION.format(3), hub_repo=HUB_REPO, revision=RELEASE_REVISION, licence="mit",
+    architecture="bsrn", config_summary=FAST_SUMMARY,
+    quality={"Set5_psnr": 32.826, "Set5_ssim": 0.9113, "Set14_psnr": 29.253, "Set14_ssim": 0.8211}))
 register_model(PretrainedModel(
     name="bsrn-fast-x4", scale=4, filename="bsrn-fast-x4.safetensors",
-    sha256="9c74e3922c24565b26e1fc93fcd0234c04f00045a1bd781a51bb15b83efcf7be",
-    description="BSRN 'fast' preset (BAM + FP skip + RPReLU, light upsampler), x4, preliminary"))
+    sha256="9c74e3922c24565b26e1fc93fcd0234c04f00045a1bd781a51bb15b83efcf7be", size=4550000,
+    description=FAST_DESCRIPTION.format(4), hub_repo=HUB_REPO, revision=RELEASE_REVISION, licence="mit",
+    architecture="bsrn", config_summary=FAST_SUMMARY,
+    quality={"Set5_psnr": 30.661, "Set5_ssim": 0.8689, "Set14_psnr": 27.54, "Set14_ssim": 0.7555}))

@@ -51,7 +51,8 @@ def refuse_pickle(path: Path) -> None:
     if path.suffix.lower() in PICKLE_SUFFIXES or (path.is_file() and _looks_like_pickle(path)):
         raise BsrnError(
             f"{path}: refusing to load a pickle/torch checkpoint (loading one can run arbitrary code); "
-            "convert it once, with a script you trust, to .safetensors plus bsrn metadata")
+            "if you trust its source, convert it once with scripts/convert_checkpoint.py from the bsrn "
+            "repository to .safetensors plus bsrn metadata (docs/weights.md)")
 
 
 def model_metadata(model: BSRN, **extra) -> dict:
