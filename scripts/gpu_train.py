@@ -1,9 +1,12 @@
-"""One prepared GPU run: train x4, then x2 and x3 from the x4 body, each within a time budget,
-evaluate each on Set5/Set14, and copy weights, logs and results into OUT as they finish.
+"""One prepared GPU run with the shipped presets: x4 (then x2/x3 from the x4 body if budgets
+are given), each within its time budget; evaluate each on Set5/Set14; time CUDA inference;
+write weights, logs and a results record into OUT as each part finishes.
 
-Usage: python scripts/gpu_train.py --data data/train --val data/val --runs runs/gpu --out $OUT \
-           --budgets 4=270,2=100,3=100 [--batch 32] [--patch 48] [--lr 6e-4] [--device cuda]
-Run from the repository root (it imports bsrn_cli from there; nothing to install).
+Usage (from the repository root, after scripts/gpu_session.sh installed the project):
+    python scripts/gpu_train.py --out $OUT --budgets 4=480 [--init-x4 weights/bsrn-fast-x4.safetensors]
+        [--set batch=64 ...] [--device cuda] [--data data/train] [--val data/val]
+Smoke test on the CPU: python scripts/gpu_train.py --out /tmp/gpu-smoke --budgets 4=30 --device cpu \
+        --set batch=2 --set lr_patch=16 --set val_every=5
 """
 
 from __future__ import annotations
@@ -23,36 +26,62 @@ import torch  # noqa: E402
 
 from bsrn_cli.evaluation import load_pairs  # noqa: E402
 from bsrn_cli.models.weights import load_weights  # noqa: E402
-from bsrn_cli.train.loop import TrainConfig, train, validate  # noqa: E402
+from bsrn_cli.train.config import make_config  # noqa: E402
+from bsrn_cli.train.loop import train, validate  # noqa: E402
+
+
+def inference_speed(model, device: torch.device, seconds: float = 20.0) -> dict:
+    """Median time of a 320x180 -> 720p (x4) forward pass in fp32 and fp16 (kernels precomputed)."""
+    h, w = (720 // model.scale, 1280 // model.scale)
+    x = torch.rand(1, 3, h, w, device=device)
+    model = model.to(device).eval()
+    result = {"input": f"{w}x{h}", "output": f"{w * model.scale}x{h * model.scale}"}
+    for name, dtype in (("fp32", torch.float32), ("fp16", torch.float16)):
+        net = model.to(dtype)
+        with torch.no_grad():
+            kernels = net.binary_kernels()
+            times = []
+            deadline = time.monotonic() + seconds / 2
+            while time.monotonic() < deadline or len(times) < 5:
+                torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                net(x.to(dtype), kernels)
+                torch.cuda.synchronize()
+                times.append(time.perf_counter() - t0)
+        result[f"{name}_ms_median"] = float(np.median(times[2:]) * 1000)
+        result[f"{name}_runs"] = len(times) - 2
+    model.float()
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--data", nargs="+", required=True)
-    parser.add_argument("--val", required=True, help="folder holding Set5/ and Set14/")
-    parser.add_argument("--runs", default="runs/gpu")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--budgets", default="4=270,2=100,3=100", help="scale=seconds, in order")
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--patch", type=int, default=48)
-    parser.add_argument("--lr", type=float, default=6e-4)
-    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--budgets", default="4=480", help="scale=seconds, in order (x4 first)")
+    parser.add_argument("--data", default=None, help="training folder (default: the preset's)")
+    parser.add_argument("--val", default="data/val", help="folder holding Set5/ and Set14/")
+    parser.add_argument("--runs", default=None, help="run folders (default: OUT/runs)")
     parser.add_argument("--init-x4", default=None, help="weights to start x4 from")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--set", dest="sets", action="append", default=[], help="KEY=VALUE for the preset")
+    parser.add_argument("--speed-seconds", type=float, default=20.0)
     args = parser.parse_args()
 
-    out, runs, val = Path(args.out), Path(args.runs), Path(args.val)
+    out = Path(args.out)
+    runs = Path(args.runs) if args.runs else out / "runs"
+    val = Path(args.val)
     out.mkdir(parents=True, exist_ok=True)
-    results = {"device": torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu",
-               "torch": torch.__version__, "batch": args.batch, "lr_patch": args.patch, "runs": {}}
+    cuda = args.device == "cuda"
+    results = {"device": torch.cuda.get_device_name(0) if cuda else "cpu", "torch": torch.__version__, "runs": {}}
     x4_best = args.init_x4
     for item in args.budgets.split(","):
         scale, seconds = (int(v) for v in item.split("="))
         started = time.monotonic()
         run_dir = runs / f"x{scale}"
-        init = args.init_x4 if scale == 4 else x4_best
-        config = TrainConfig(data=args.data, scale=scale, steps=1_000_000, batch=args.batch, lr_patch=args.patch,
-                             lr=args.lr, time_budget=seconds, val_data=str(val / "Set5"), val_every=500,
-                             checkpoint_every=2000, device=args.device, init=init, out=str(run_dir))
+        options = {"time_budget": float(seconds), "device": args.device, "out": str(run_dir),
+                   "init": args.init_x4 if scale == 4 else x4_best, "val_data": str(val / "Set5"),
+                   "data": [args.data] if args.data else None}
+        config = make_config(f"gpu-x{scale}", options, args.sets)
         summary = train(config, log=lambda line: print(line, flush=True))
         best = run_dir / "best.safetensors"
         if scale == 4:
@@ -64,16 +93,22 @@ def main() -> None:
         rates = [json.loads(line)["it_per_s"] for line in (run_dir / "log.jsonl").read_text().splitlines()
                  if '"it_per_s"' in line]
         results["runs"][f"x{scale}"] = {"steps": summary["step"], "train_seconds": summary["seconds"],
-                                        "wall_seconds": time.monotonic() - started,
-                                        "median_it_per_s": float(np.median(rates)) if rates else None,
-                                        "best_steps": meta["training"]["steps"], **scores}
+                                        "wall_seconds": time.monotonic() - started, "batch": config.batch,
+                                        "lr_patch": config.lr_patch, "compile": config.compile,
+                                        "median_it_per_s": float(np.median(rates[1:] or rates)) if rates else None,
+                                        "best_steps": meta["training"]["steps"], "init": config.init, **scores}
         shutil.copy(best, out / f"bsrn-fast-x{scale}.safetensors")
-        if scale == 4:
-            shutil.copy(run_dir / "last.safetensors", out / "x4-last-checkpoint.safetensors")
         with tarfile.open(out / "logs.tar.gz", "w:gz") as tar:
             tar.add(runs, arcname="runs", filter=lambda m: None if m.name.endswith(".safetensors") else m)
         (out / "results.json").write_text(json.dumps(results, indent=2))
         print(json.dumps(results["runs"][f"x{scale}"]), flush=True)
+    if cuda and args.speed_seconds > 0:
+        model, _ = load_weights(out / "bsrn-fast-x4.safetensors") if (out / "bsrn-fast-x4.safetensors").exists() \
+            else (None, None)
+        if model is not None:
+            results["inference_x4"] = inference_speed(model, torch.device("cuda"), args.speed_seconds)
+            (out / "results.json").write_text(json.dumps(results, indent=2))
+            print(json.dumps(results["inference_x4"]), flush=True)
 
 
 if __name__ == "__main__":

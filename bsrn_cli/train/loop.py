@@ -291,6 +291,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
     if world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None,
                                                   find_unused_parameters=True)
+    eager_net = net
     compile_wanted = config.compile == "on" or (config.compile == "auto" and device.type == "cuda")
     if compile_wanted and hasattr(torch, "compile"):
         net = torch.compile(net)
@@ -330,6 +331,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
     started = time.monotonic()
     seconds_before = state["seconds"]
     window_loss, window_steps, window_start = 0.0, 0, time.monotonic()
+    steps_this_call = 0
     model.train()
     log_file = open(out / "log.jsonl", "a") if main else None
     try:
@@ -342,11 +344,23 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
                     lr_batch, hr_batch = to_device(*prefetch.next(), device=device)
                 else:
                     lr_batch, hr_batch = sampler.sample(config.batch, config.lr_patch, rng, device)
-                with autocast:
-                    sr = net(lr_batch)
-                loss = F.l1_loss(sr.float(), hr_batch)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                try:
+                    with autocast:
+                        sr = net(lr_batch)
+                    loss = F.l1_loss(sr.float(), hr_batch)
+                    loss.backward()
+                except Exception as exc:  # torch.compile fails lazily, at the first call
+                    if net is eager_net or steps_this_call:
+                        raise
+                    log(f"torch.compile failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
+                        "training without it")
+                    net = eager_net
+                    optimizer.zero_grad(set_to_none=True)
+                    with autocast:
+                        sr = net(lr_batch)
+                    loss = F.l1_loss(sr.float(), hr_batch)
+                    loss.backward()
                 if config.grad_clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 optimizer.step()
@@ -356,6 +370,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
                 state["seconds"] = seconds_before + time.monotonic() - started
                 window_loss += float(loss.detach())
                 window_steps += 1
+                steps_this_call += 1
 
                 at_end = state["step"] == config.steps
                 out_of_time = bool(config.time_budget) and time.monotonic() - started >= config.time_budget
