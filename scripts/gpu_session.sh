@@ -12,7 +12,7 @@ started=$(date +%s)
 # An install failure is reported, not fatal: gpu_train.py also runs from the source tree.
 { python3 -m pip install -q --no-index --no-deps --find-links .whl platformdirs &&
   python3 -m pip install -q --no-index --no-deps --no-build-isolation . &&
-  python3 -c "import bsrn_cli._packed, torch; print('installed; torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+  (cd /tmp && python3 -c "import bsrn_cli._packed, torch; print('installed; torch', torch.__version__, 'cuda', torch.cuda.is_available())")
 } > "$OUT/install.txt" 2>&1 || echo "install failed (see install.txt); running from the source tree" >> "$OUT/install.txt"
 echo "install took $(( $(date +%s) - started )) s" >> "$OUT/install.txt"
 cat "$OUT/install.txt"

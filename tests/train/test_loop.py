@@ -1,5 +1,7 @@
 import json
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -22,7 +24,7 @@ def images(tmp_path):
 
 def _config(images, tmp_path, **changes):
     values = dict(data=[str(images)], scale=2, model_overrides=TINY, steps=4, batch=2, lr_patch=8,
-                  warmup_steps=1, val_data=str(images), val_every=2, checkpoint_every=2, device="cpu",
+                  warmup_steps=1, threads=1, val_data=str(images), val_every=2, checkpoint_every=2, device="cpu",
                   out=str(tmp_path / "run"))
     values.update(changes)
     return TrainConfig(**values)
@@ -68,19 +70,90 @@ def test_init_from_another_scale_copies_the_body_and_records_lineage(images, tmp
 
 
 def test_learning_rate_warms_up_then_follows_cosine():
-    config = TrainConfig(data=[], steps=100, lr=1.0, warmup_steps=10)
+    config = TrainConfig(data=[], steps=100, lr=1.0, warmup_steps=10, schedule="cosine")
     assert learning_rate(config, 0) == pytest.approx(0.1)
     assert learning_rate(config, 50) == pytest.approx(0.5)
     assert learning_rate(config, 100) == pytest.approx(0.0)
-    budgeted = TrainConfig(data=[], steps=10**6, lr=1.0, warmup_steps=0, time_budget=100)
+    budgeted = TrainConfig(data=[], steps=10**6, lr=1.0, warmup_steps=0, time_budget=100, schedule="cosine")
     assert learning_rate(budgeted, 5, elapsed=50) == pytest.approx(0.5)
 
 
 def test_patches_are_aligned_lr_hr_pairs(images):
     sampler = PatchSampler.from_paths(find_images([images]), scale=2, lr_patch=8)
-    lr, hr = sampler.sample(4, 8, torch.Generator().manual_seed(0))
+    lr, hr = sampler.sample(4, 8, np.random.default_rng(0))
     assert lr.shape == (4, 3, 8, 8) and hr.shape == (4, 3, 16, 16)
     assert 0 <= lr.min() and lr.max() <= 1
     # LR came from HR by bicubic: the 2x2 block means of HR track LR closely.
     pooled = torch.nn.functional.avg_pool2d(hr, 2)
     assert (pooled - lr)[..., 2:-2, 2:-2].abs().mean() < 0.1
+
+
+def test_default_schedule_is_the_papers_halving():
+    config = TrainConfig(data=[])
+    assert (config.lr, config.weight_decay, config.batch, config.lr_patch) == (1e-4, 2e-4, 16, 48)
+    assert learning_rate(config, 9999) == pytest.approx(1e-4)
+    assert learning_rate(config, 10000) == pytest.approx(5e-5)
+    assert learning_rate(config, 25000) == pytest.approx(2.5e-5)
+
+
+def _tensors(path):
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}
+
+
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(images, tmp_path):
+    straight = _config(images, tmp_path, steps=6, val_data=None, out=str(tmp_path / "straight"), ema=0.9)
+    train(straight, log=lambda _: None)
+    first = _config(images, tmp_path, steps=6, val_data=None, out=str(tmp_path / "split"), ema=0.9)
+    first.time_budget = 1e-9  # stops after one step, as an interruption would, and saves
+    assert train(first, log=lambda _: None)["step"] == 1
+    lines = []
+    resumed = _config(images, tmp_path, steps=6, val_data=None, out=str(tmp_path / "split"), ema=0.9, resume=True)
+    assert train(resumed, log=lines.append)["step"] == 6
+    assert any("resumed" in line and "step 1" in line for line in lines)
+    a, b = _tensors(tmp_path / "straight" / "last.safetensors"), _tensors(tmp_path / "split" / "last.safetensors")
+    assert a.keys() == b.keys() and any(k.startswith("optim.") for k in a) and any(k.startswith("ema.") for k in a)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_resume_restores_the_optimizer_state_exactly(images, tmp_path):
+    train(_config(images, tmp_path, steps=3), log=lambda _: None)
+    saved = _tensors(tmp_path / "run" / "last.safetensors")
+    model = tiny_model(2)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters())
+    load_checkpoint(tmp_path / "run" / "last.safetensors", model, optimizer)
+    for index, values in optimizer.state_dict()["state"].items():
+        for name in ("exp_avg", "exp_avg_sq"):
+            assert torch.equal(values[name], saved[f"optim.{index}.{name}"])
+    assert optimizer.param_groups[0]["weight_decay"] == 2e-4
+
+
+def test_ema_weights_trail_the_trained_weights(images, tmp_path):
+    train(_config(images, tmp_path, steps=3, ema=0.5, val_data=None), log=lambda _: None)
+    saved = _tensors(tmp_path / "run" / "last.safetensors")
+    key = next(k for k in saved if k.startswith("model.") and k.endswith("head.weight"))
+    ema_key = "ema." + key[len("model."):]
+    assert not torch.equal(saved[key], saved[ema_key])
+    # best.safetensors (no validation set) holds the EMA weights.
+    best = _tensors(tmp_path / "run" / "best.safetensors")
+    assert torch.equal(best[key[len("model."):]], saved[ema_key])
+
+
+def test_div2k_style_folder_trains_on_hr_and_uses_its_lr_files(tmp_path):
+    from bsrn_cli.imresize import imresize
+    from bsrn_cli.io.images import read_image_rgb
+    from PIL import Image
+
+    root = tmp_path / "DIV2K"
+    hr = write_image(root / "DIV2K_train_HR" / "0001.png", size=(40, 32), seed=3)
+    lr_dir = root / "DIV2K_train_LR_bicubic" / "X2"
+    lr_dir.mkdir(parents=True)
+    lr = imresize(read_image_rgb(hr), 0.5)
+    Image.fromarray(255 - lr).save(lr_dir / "0001x2.png")  # marked, to see that it is used
+    assert find_images([root]) == [hr]
+    sampler = PatchSampler.from_paths(find_images([root]), scale=2, lr_patch=8)
+    assert np.array_equal(sampler.lr_images[0], 255 - lr)

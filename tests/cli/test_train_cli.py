@@ -1,0 +1,106 @@
+"""`bsrn train` and `bsrn export` end to end: presets, DDP on two CPU processes, signals."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bsrn_cli.models.weights import read_weights
+from tests.conftest import REPO, write_image
+
+TINY_SETS = ["--set", "channels=8", "--set", "hpb_blocks=1"]
+
+
+@pytest.fixture
+def images(tmp_path):
+    folder = tmp_path / "hr"
+    for i in range(3):
+        write_image(folder / f"im{i}.png", size=(50, 44), seed=i)
+    return folder
+
+
+def bsrn(*args, env=None, **kwargs):
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "bsrn_cli", *map(str, args)], capture_output=True, text=True,
+                          env=environment, cwd=REPO, **kwargs)
+
+
+def test_gpu_preset_runs_end_to_end_on_the_cpu_with_a_tiny_budget(tmp_path):
+    # The exact preset of the GPU runs (full-size BSRN x4), on the CPU, a few seconds.
+    images = tmp_path / "hr64"
+    for i in range(2):
+        write_image(images / f"im{i}.png", size=(64, 56), seed=i)
+    out = tmp_path / "gpu"
+    result = bsrn("train", "-c", "gpu-x4", images, "--device", "cpu", "--time-budget", "2", "--batch", "1",
+                  "--patch", "12", "--val", images, "-o", out, "--threads", "1")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["step"] >= 1 and summary["stopped_early"]
+    assert "--resume continues" in result.stdout
+    _, meta = read_weights(out / "best.safetensors")
+    assert meta["training"]["method"] == "bam" and meta["config"]["rprelu"] is True
+    config = json.loads((out / "config.json").read_text())
+    assert config["compile"] == "auto" and config["batch"] == 1 and config["time_budget"] == 2
+
+
+def test_train_then_export_records_method_backbone_data_steps_and_psnr(images, tmp_path):
+    run = tmp_path / "run"
+    result = bsrn("train", images, "-s", "2", "--backbone", "srresnet", "--method", "bnn", "--set", "channels=8",
+                  "--set", "blocks=1", "--steps", "3", "--batch", "2", "--patch", "8", "--ema", "0.9",
+                  "--checkpoint-every", "1", "-o", run, "--threads", "1")
+    assert result.returncode == 0, result.stderr
+    target = tmp_path / "exported.safetensors"
+    result = bsrn("export", run, "-o", target, "--from", "last", "--val", images)
+    assert result.returncode == 0, result.stderr
+    _, meta = read_weights(target)
+    assert meta["architecture"] == "srresnet" and meta["method"] == "bnn"
+    assert meta["training"]["steps"] == 3 and meta["training"]["ema"] is True
+    assert meta["training"]["data"] == [str(images)] and "hr_psnr" in meta["metrics"]
+    again = bsrn("export", run, "-o", target)
+    assert again.returncode == 1 and "exists" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_bad_training_input_is_one_line(tmp_path):
+    result = bsrn("train", tmp_path / "missing", "--steps", "1")
+    assert result.returncode == 1
+    assert "no such training folder" in result.stderr and "Traceback" not in result.stderr
+    result = bsrn("train", tmp_path, "--method", "xnor")
+    assert result.returncode == 1 and "unknown method" in result.stderr
+
+
+def test_ddp_with_two_cpu_processes_keeps_replicas_identical(images, tmp_path):
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "bsrn_cli", "train", str(images), "-s", "2", *TINY_SETS, "--steps", "3", "--batch", "2",
+               "--patch", "8", "--device", "cpu", "--threads", "1", "-o", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["step"] == 3
+    first, second = summary["replica_checksums"]
+    assert first == second  # gradients were averaged: both processes hold the same weights
+    _, meta = read_weights(out / "best.safetensors")
+    assert meta["training"]["devices"] == 2 and meta["training"]["batch"] == 4
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(images, tmp_path):
+    out = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "bsrn_cli", "train", str(images), "-s", "2", *TINY_SETS,
+                                "--steps", "1000000", "--batch", "1", "--patch", "8", "--checkpoint-every", "100000",
+                                "-o", str(out), "--threads", "1"], cwd=REPO, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    log = out / "log.jsonl"
+    deadline = time.monotonic() + 300
+    while not (log.exists() and log.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.2)  # the first 50-step record shows the loop is running
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stopped_early"] and summary["step"] >= 50
+    assert (out / "last.safetensors").exists() and "Traceback" not in stderr

@@ -1,0 +1,55 @@
+"""TOML configs, shipped presets and command-line overrides."""
+
+import pytest
+
+from bsrn_cli.errors import BsrnError
+from bsrn_cli.train.config import apply_sets, make_config, preset_names, read_config_file
+
+
+def test_every_shipped_preset_parses_and_builds_its_model():
+    assert {"fast", "paper", "gpu-x2", "gpu-x3", "gpu-x4"} <= set(preset_names())
+    for name in preset_names():
+        config = make_config(name)
+        config.build_model()
+    gpu = make_config("gpu-x4")
+    assert gpu.time_budget == 540 and gpu.device == "cuda" and gpu.scale == 4
+    paper = make_config("paper")
+    assert paper.preset == "paper" and paper.weight_decay == 2e-4 and paper.schedule == "step"
+
+
+def test_file_then_options_then_sets(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('data = ["a"]\nbackbone = "vdsr"\nmethod = "dorefa"\nsteps = 10\nlr = 1e-3\n'
+                    '[model]\nchannels = 16\nblocks = 2\n')
+    config = make_config(path, {"steps": 20, "lr": None}, ["model.fp_skip=true", "blocks=3", "betas=[0.8, 0.9]"])
+    assert config.steps == 20 and config.lr == 1e-3 and config.betas == (0.8, 0.9)
+    assert config.model_overrides == {"channels": 16, "blocks": 3, "fp_skip": True}
+    model = config.build_model()
+    assert model.architecture == "vdsr" and model.config.method == "dorefa" and len(model.body) == 3
+
+
+@pytest.mark.parametrize("text, message", [
+    ('data = ["a"]\nstepz = 3\n', "unknown training settings stepz"),
+    ('data = ["a"\n', "not valid TOML"),
+    ('data = ["a"]\nmethod = "xnor"\n', "unknown method"),
+    ('data = ["a"]\n[model]\nwidth = 3\n', "width"),
+    ('data = ["a"]\nschedule = "linear"\n', "schedule"),
+])
+def test_bad_configs_are_one_line_errors(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(BsrnError, match=message):
+        make_config(path)
+
+
+def test_unknown_preset_names_the_known_ones():
+    with pytest.raises(BsrnError, match="gpu-x4"):
+        read_config_file("gpu-x5")
+
+
+def test_set_values_parse_as_toml_or_stay_strings():
+    values = apply_sets({}, ["lr=3e-4", "upsampler=edsr", "bf16=false", "model.image_skip=\"nearest\""])
+    assert values["lr"] == 3e-4 and values["bf16"] is False
+    assert values["model_overrides"] == {"upsampler": "edsr", "image_skip": "nearest"}
+    with pytest.raises(BsrnError):
+        apply_sets({}, ["nonsense"])
