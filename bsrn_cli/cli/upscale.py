@@ -270,13 +270,13 @@ def upscale_command(
         report_error(problem)
     net, _, _ = load_model(model, scale)
     scale = net.scale
-    jobs, dropped = plan_jobs(inputs, sources, output, Naming(scale, suffix, fmt), frames_only)
+    jobs, _ = plan_jobs(inputs, sources, output, Naming(scale, suffix, fmt), frames_only)
     upscaler = make_upscaler(net, backend, device, tile=tile, overlap=tile_overlap, threads=threads)
     runner = Runner(upscaler, net, budget, tile, alpha, quality, overwrite)
 
-    input_paths = {s.path.resolve() for s in sources}
+    input_paths = {job.source.resolve() for job in jobs}  # files dropped as earlier outputs are not inputs
     written: set[Path] = set()
-    failed, skipped = len(problems), dropped
+    failed, skipped = len(problems), 0  # earlier outputs found among the inputs (dropped) are not counted
     images = [job for job in jobs if not job.video]
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                         console=err_console, disable=len(images) <= 1 and len(images) == len(jobs), transient=True)
