@@ -94,7 +94,7 @@ class TiledUpscaler:
                     self.on_retry(f"out of memory with tiles of {tried} pixels; retrying with {self.tile}")
 
     def _tile_to_device(self, rgb: np.ndarray, peak: int) -> torch.Tensor:
-        lr = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div_(peak).unsqueeze(0)
+        lr = torch.from_numpy(np.array(rgb.transpose(2, 0, 1), order="C")).float().div_(peak).unsqueeze(0)
         return lr.to(self.device)
 
     def _upscale_into(self, rgb: np.ndarray, out: np.ndarray, tile: int) -> None:
