@@ -83,3 +83,18 @@ def test_audio_only_and_text_files_are_one_line_errors(tmp_path):
         with pytest.raises(BsrnError, match=path.name):
             video.upscale_video(path, tmp_path / "out" / path.name, _double, 2)
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_subtitles_are_copied_or_left_out_with_a_note(tmp_path):
+    import subprocess
+
+    from tests.media import ffmpeg
+
+    make_clip(tmp_path / "c.mp4", size=(16, 16), frames=6, fps=6)
+    (tmp_path / "s.srt").write_text("1\n00:00:00,000 --> 00:00:00,500\nhello\n")
+    subprocess.run([ffmpeg(), "-loglevel", "error", "-y", "-i", str(tmp_path / "c.mp4"), "-i", str(tmp_path / "s.srt"),
+                    "-map", "0", "-map", "1", "-c", "copy", "-c:s", "srt", str(tmp_path / "c.mkv")], check=True)
+    kept = video.upscale_video(tmp_path / "c.mkv", tmp_path / "o.mkv", _double, 2)
+    assert kept.note is None and sorted(stream_kinds(tmp_path / "o.mkv")) == ["Audio", "Subtitle", "Video"]
+    dropped = video.upscale_video(tmp_path / "c.mkv", tmp_path / "o.avi", _double, 2)
+    assert "subtitles" in dropped.note and sorted(stream_kinds(tmp_path / "o.avi")) == ["Audio", "Video"]
