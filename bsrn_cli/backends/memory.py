@@ -15,8 +15,8 @@ import re
 from bsrn_cli.errors import BsrnError
 
 DEFAULT_MAX_MEMORY = "2G"
-WORK_MAPS = 12
-IMAGE_MAPS = 12
+WORK_MAPS = 20
+IMAGE_MAPS = 20
 MIN_TILE = 16
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
