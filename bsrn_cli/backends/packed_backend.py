@@ -76,15 +76,18 @@ class PackedBSRN:
     RING = 5
 
     def _buffer(self, kind: str, shape: tuple, dtype) -> np.ndarray:
-        key = (kind, shape, np.dtype(dtype).str)
-        if key not in self._buffers:
+        # One flat buffer per kind and slot, grown to the largest tile seen and viewed in the
+        # shape asked: edge tiles of other shapes reuse it instead of adding buffers of their own.
+        key = (kind, np.dtype(dtype).str)
+        size = int(np.prod(shape))
+        if key not in self._buffers or self._buffers[key][0].size < size:
             count = self.RING if kind == "map" else 1
-            self._buffers[key] = [np.empty(shape, dtype=dtype) for _ in range(count)]
+            self._buffers[key] = [np.empty(size, dtype=dtype) for _ in range(count)]
         buffers = self._buffers[key]
         if kind != "map":
-            return buffers[0]
+            return buffers[0][:size].reshape(shape)
         self._next_slot = (self._next_slot + 1) % self.RING
-        return buffers[self._next_slot]
+        return buffers[self._next_slot][:size].reshape(shape)
 
     @contextmanager
     def _timed(self, category: str):

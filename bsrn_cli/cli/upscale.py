@@ -1,4 +1,4 @@
-"""`bsrn upscale`: images and folders in, images s times larger out, never a partial file."""
+"""`bsrn upscale`: images, folders and videos in, s times larger out, never a partial file."""
 
 from __future__ import annotations
 
@@ -10,70 +10,222 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from bsrn_cli.backends.memory import DEFAULT_MAX_MEMORY, choose_tile, format_size, parse_size, physical_memory
 from bsrn_cli.cli.common import (BackendOption, DeviceOption, ModelOption, ScaleOption, ThreadsOption, TileOption,
                                  check_scale, console, err_console, report_error)
 from bsrn_cli.errors import BsrnError
-from bsrn_cli.io.images import IMAGE_SUFFIXES, output_format
+from bsrn_cli.io.images import FORMAT_SUFFIXES, IMAGE_SUFFIXES, output_format
+from bsrn_cli.io.video import VIDEO_SUFFIXES
 
 DEFAULT_SCALE = 4
+MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+ALPHA_MODES = ("bicubic", "model")
+
+
+@dataclass
+class Source:
+    path: Path
+    root: Path | None   # the folder given on the command line it was found in, or None
+    explicit: bool      # named on the command line (never dropped as an earlier output)
 
 
 @dataclass
 class Job:
     source: Path
-    target: Path
+    target: Path        # a file; for --frames-only videos, the folder of frames
+
+    @property
+    def video(self) -> bool:
+        return self.source.suffix.lower() in VIDEO_SUFFIXES
 
 
-def _expand(inputs: list[Path]) -> tuple[list[tuple[Path, Path | None]], list[BsrnError]]:
-    """(file, the folder it came from or None) to process, and the inputs that do not exist."""
-    files, problems = [], []
-    for item in inputs:
-        if item.is_dir():
-            found = sorted(p for p in item.iterdir()
-                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
-            if not found:
-                problems.append(BsrnError(f"{item}: folder contains no images"))
-            files += [(p, item) for p in found]
-        elif item.exists() or item.is_symlink():
-            files.append((item, None))
+@dataclass
+class Naming:
+    scale: int
+    suffix: str | None = None        # None: _x<s>
+    format: str | None = None        # png|jpg|webp|tiff; None: png for images, the input's container for videos
+
+    def name(self, source: Path) -> str:
+        tail = f"_x{self.scale}" if self.suffix is None else self.suffix
+        if self.format is not None:
+            ext = FORMAT_SUFFIXES[self.format]
         else:
-            problems.append(BsrnError(f"{item}: no such file or folder"))
+            ext = source.suffix.lower() if source.suffix.lower() in VIDEO_SUFFIXES else ".png"
+        return f"{source.stem}{tail}{ext}"
+
+
+def _walk(folder: Path, recursive: bool, exclude: Path | None) -> tuple[list[Path], list[BsrnError]]:
+    files, problems = [], []
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            if recursive:
+                if not entry.is_symlink() and entry.resolve() != exclude:
+                    found, more = _walk(entry, recursive, exclude)
+                    files += found
+                    problems += more
+            elif entry.suffix.lower() in MEDIA_SUFFIXES:
+                problems.append(BsrnError(f"{entry}: is a folder, not an image or video"))
+        elif entry.suffix.lower() in MEDIA_SUFFIXES:
+            files.append(entry)
     return files, problems
 
 
-def plan_jobs(inputs: list[Path], files: list[tuple[Path, Path | None]], output: Path | None,
-              scale: int) -> list[Job]:
-    """Where each output goes. Without -o: a file's output goes beside it, a folder's outputs
-    into a sibling folder ``<folder>_x<s>`` (so a rerun does not take them for inputs). With
-    -o: into it if it is (or must be) a folder, else to that file."""
-    default_name = lambda p: f"{p.stem}_x{scale}.png"
-    many = len(files) > 1 or any(i.is_dir() for i in inputs)
-    if output is None:
-        return [Job(f, f.with_name(default_name(f)) if folder is None
-                    else folder.resolve().parent / f"{folder.resolve().name}_x{scale}" / default_name(f))
-                for f, folder in files]
-    as_folder = output.is_dir() or str(output).endswith(os.sep) or many or output.suffix == ""
-    if as_folder:
-        if output.exists() and not output.is_dir():
-            raise BsrnError(f"{output}: exists and is not a folder, but several outputs go there")
-        return [Job(f, output / default_name(f)) for f, _ in files]
-    output_format(output)
-    return [Job(f, output) for f, _ in files]
+def expand(inputs: list[Path], recursive: bool = False,
+           exclude: Path | None = None) -> tuple[list[Source], list[BsrnError]]:
+    """The files to process, and the inputs that are missing or hold nothing to process."""
+    sources, problems = [], []
+    for item in inputs:
+        if item.is_dir():
+            found, more = _walk(item, recursive, exclude)
+            problems += more
+            if not found and not more:
+                problems.append(BsrnError(f"{item}: folder contains no images or videos"))
+            sources += [Source(p, item, False) for p in found]
+        elif item.exists() or item.is_symlink():
+            sources.append(Source(item, None, True))
+        else:
+            problems.append(BsrnError(f"{item}: no such file or folder"))
+    return sources, problems
 
 
-def _check_target(job: Job, inputs: set[Path], written: set[Path], overwrite: bool) -> None:
+def plan_jobs(inputs: list[Path], sources: list[Source], output: Path | None, naming: Naming,
+              frames_only: Path | None = None) -> tuple[list[Job], int]:
+    """Where each output goes, and how many found files were dropped as earlier outputs.
+
+    Without -o: a file's output goes beside it, a folder's outputs into a sibling folder
+    ``<folder>_x<s>`` keeping the tree. With -o: into it (keeping the tree) if it is, or must
+    be, a folder, else to that file. A file found in a folder whose name is the output name of
+    another input (``a_x4.png`` beside ``a.png``) is an earlier output, not an input.
+    """
+    many = len(sources) > 1 or any(i.is_dir() for i in inputs)
+    as_folder = output is not None and (output.is_dir() or str(output).endswith(os.sep) or many
+                                        or output.suffix == "")
+    if output is not None and as_folder and output.exists() and not output.is_dir():
+        raise BsrnError(f"{output}: exists and is not a folder, but several outputs go there")
+
+    def place(src: Source) -> Path:
+        name = naming.name(src.path)
+        if src.root is None:
+            folder = output if as_folder else src.path.parent
+        else:
+            relative = src.path.parent.relative_to(src.root)
+            base = output if as_folder else src.root.resolve().parent / f"{src.root.resolve().name}_x{naming.scale}"
+            folder = base / relative
+        return folder / name
+
+    jobs = []
+    for src in sources:
+        if frames_only is not None and src.path.suffix.lower() in VIDEO_SUFFIXES:
+            relative = src.path.parent.relative_to(src.root) if src.root is not None else Path()
+            jobs.append(Job(src.path, frames_only / relative / src.path.stem))
+        elif output is not None and not as_folder:
+            jobs.append(Job(src.path, output))
+        else:
+            jobs.append(Job(src.path, place(src)))
+    dropped = 0
+    if naming.suffix != "":
+        targets = {job.target.resolve() for job in jobs}
+        kept = [(job, src) for job, src in zip(jobs, sources) if src.explicit or src.path.resolve() not in targets]
+        dropped = len(jobs) - len(kept)
+        jobs = [job for job, _ in kept]
+    return jobs, dropped
+
+
+def _check_target(job: Job, inputs: set[Path], written: set[Path]) -> None:
     target = job.target.resolve()
-    if target in inputs:
-        raise BsrnError(f"{job.source}: output {job.target} would overwrite an input; choose another -o")
+    if target in inputs or target == job.source.resolve():
+        raise BsrnError(f"{job.source}: output {job.target} would overwrite an input; choose another -o or --suffix")
     if target in written:
         raise BsrnError(f"{job.source}: output {job.target} was already written by another input in this run")
-    if job.target.exists() and not overwrite:
-        raise BsrnError(f"{job.target}: output exists (use --overwrite to replace it)")
-    output_format(job.target)
+    if job.video:
+        if job.target.suffix.lower() not in VIDEO_SUFFIXES and not job.target.is_dir() and job.target.suffix:
+            raise BsrnError(f"{job.source}: a video's output must be a video ({', '.join(sorted(VIDEO_SUFFIXES))})"
+                            " or a folder with --frames-only")
+    else:
+        output_format(job.target)
+
+
+def _check_options(quality: int, fmt: str | None, alpha: str, suffix: str | None, output: Path | None) -> None:
+    if not 1 <= quality <= 100:
+        raise BsrnError(f"--quality {quality}: choose 1 to 100")
+    if fmt is not None and fmt not in FORMAT_SUFFIXES:
+        raise BsrnError(f"--format {fmt}: choose one of {', '.join(FORMAT_SUFFIXES)}")
+    if alpha not in ALPHA_MODES:
+        raise BsrnError(f"--alpha {alpha}: choose bicubic or model")
+    if suffix is not None and ("/" in suffix or os.sep in suffix):
+        raise BsrnError(f"--suffix {suffix!r}: must not contain a path separator")
+    if fmt is not None and output is not None and output.suffix and not output.is_dir() \
+            and output.suffix.lower() in OUTPUT_SUFFIX_FORMATS \
+            and OUTPUT_SUFFIX_FORMATS[output.suffix.lower()] != fmt:
+        raise BsrnError(f"-o {output} and --format {fmt} disagree")
+
+
+OUTPUT_SUFFIX_FORMATS = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp", ".tif": "tiff",
+                         ".tiff": "tiff"}
+
+
+class Runner:
+    """Runs the jobs with one upscaler, keeping each image's tile within the memory budget."""
+
+    def __init__(self, upscaler, net, budget: int, tile: int, alpha: str, quality: int, overwrite: bool):
+        self.upscaler, self.budget, self.tile_cap = upscaler, budget, tile
+        self.channels, self.scale = net.config.channels, net.scale
+        self.alpha, self.quality, self.overwrite = alpha, quality, overwrite
+        self.notes: list[str] = []
+        upscaler.on_retry = self.notes.append
+
+    def upscale(self, pixels):
+        h, w = pixels.shape[:2]
+        chosen = choose_tile(self.channels, self.scale, h, w, self.budget, self.tile_cap, self.upscaler.overlap)
+        self.upscaler.tile = chosen
+        result = self.upscaler.upscale(pixels)
+        if self.upscaler.tile != chosen:  # an out-of-memory retry: keep the smaller tile from now on
+            self.tile_cap = self.upscaler.tile
+        return result
+
+    def check_room(self, job: Job, h: int, w: int, bytes_per_sample: int, channels: int) -> None:
+        needed = h * self.scale * w * self.scale * channels * bytes_per_sample
+        ram = physical_memory()
+        if ram is not None and needed > ram:
+            raise BsrnError(f"{job.source}: the {w * self.scale}x{h * self.scale} output needs {format_size(needed)}, "
+                            f"more than this machine's {format_size(ram)} of memory")
+
+    def image(self, job: Job) -> None:
+        import numpy as np
+
+        from bsrn_cli.io.images import compose_output, load_image, save_output_atomic
+
+        loaded = load_image(job.source)
+        h, w = loaded.rgb.shape[:2]
+        self.check_room(job, h, w, loaded.rgb.itemsize, 4 if loaded.alpha is not None else 3)
+        rgb = self.upscale(loaded.rgb)
+        alpha = None
+        if loaded.alpha is not None and self.alpha == "model":
+            gray = self.upscale(np.repeat(loaded.alpha[..., None], 3, axis=2))
+            alpha = np.rint(gray.astype(np.float32).mean(axis=2)).astype(loaded.alpha.dtype)
+        save_output_atomic(compose_output(rgb, loaded, self.scale, alpha), job.target, quality=self.quality)
+
+    def video(self, job: Job, progress: Progress, frames_only: bool) -> None:
+        from bsrn_cli.io.video import upscale_video, video_info, write_frames
+
+        _, count = video_info(job.source)
+        task = progress.add_task(job.source.name, total=count or None)
+        try:
+            advance = lambda n: progress.update(task, completed=n)
+            if frames_only:
+                result = write_frames(job.source, job.target, self.upscale, self.overwrite, advance)
+            else:
+                result = upscale_video(job.source, job.target, self.upscale, self.scale, advance)
+        finally:
+            progress.remove_task(task)
+        if result.note:
+            self.notes.append(result.note)
 
 
 def upscale_command(
-    inputs: Annotated[list[Path], typer.Argument(help="Image files and/or folders of images.")],
+    inputs: Annotated[list[Path], typer.Argument(help="Image files, video files and/or folders.")],
     scale: ScaleOption = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Output file (one input) or folder. Default: <stem>_x<s>.png beside the input.")] = None,
@@ -84,47 +236,73 @@ def upscale_command(
     tile: TileOption = 256,
     tile_overlap: Annotated[int | None, typer.Option(
         help="Context pixels around each tile (default: the network's receptive radius, exact).")] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace existing output files (never inputs).")] = False,
-    quality: Annotated[int, typer.Option(help="JPEG/WebP quality of the output.")] = 95,
+    max_memory: Annotated[str, typer.Option(
+        help="Memory budget for the network's working set (e.g. 2G, 512M); tiles shrink to fit.")]
+    = DEFAULT_MAX_MEMORY,
+    overwrite: Annotated[bool, typer.Option(
+        help="Replace existing outputs (never inputs). Without it, inputs whose output exists are skipped.")] = False,
+    recursive: Annotated[bool, typer.Option(
+        "--recursive", "-r", help="Enter subfolders, keeping the tree under the output folder.")] = False,
+    fmt: Annotated[str | None, typer.Option(
+        "--format", help="Output image format: png, jpg, webp or tiff (default png, or -o's suffix).")] = None,
+    quality: Annotated[int, typer.Option(help="JPEG/WebP quality of the output, 1-100.")] = 95,
+    suffix: Annotated[str | None, typer.Option(
+        help="Added to the input's stem to name the output (default _x<s>; may be empty).")] = None,
+    alpha: Annotated[str, typer.Option(
+        help="How transparency is upscaled: bicubic, or model (through the network as gray).")] = "bicubic",
+    frames_only: Annotated[Path | None, typer.Option(
+        help="For videos: write the upscaled frames as PNGs into DIR/<video stem>/ instead of a video.")] = None,
 ) -> None:
-    """Upscale images by 2, 3 or 4.
+    """Upscale images and videos by 2, 3 or 4.
 
-    Examples: bsrn upscale photo.jpg -s 4 | bsrn upscale shots/ -s 2 -o big/ | bsrn upscale a.png -o a4.webp
+    Examples: bsrn upscale photo.jpg -s 4 | bsrn upscale shots/ -r -s 2 -o big/ | bsrn upscale clip.mp4 -s 2
     """
     from bsrn_cli.backends import make_upscaler
-    from bsrn_cli.io.images import compose_output, load_image, save_image_atomic
     from bsrn_cli.models.loader import load_model
 
     check_scale(scale)
+    _check_options(quality, fmt, alpha, suffix, output)
+    budget = parse_size(max_memory)
     if scale is None and model is None:
         scale = DEFAULT_SCALE
-    files, problems = _expand(inputs)
+    sources, problems = expand(inputs, recursive, output.resolve() if output is not None else None)
     for problem in problems:
         report_error(problem)
     net, _, _ = load_model(model, scale)
     scale = net.scale
-    jobs = plan_jobs(inputs, files, output, scale)
+    jobs, _ = plan_jobs(inputs, sources, output, Naming(scale, suffix, fmt), frames_only)
     upscaler = make_upscaler(net, backend, device, tile=tile, overlap=tile_overlap, threads=threads)
+    runner = Runner(upscaler, net, budget, tile, alpha, quality, overwrite)
 
-    input_paths = {f.resolve() for f, _ in files}
+    input_paths = {job.source.resolve() for job in jobs}  # files dropped as earlier outputs are not inputs
     written: set[Path] = set()
-    failed = len(problems)
+    failed, skipped = len(problems), 0  # earlier outputs found among the inputs (dropped) are not counted
+    images = [job for job in jobs if not job.video]
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        console=err_console, disable=len(jobs) <= 1, transient=False)
+                        console=err_console, disable=len(images) <= 1 and len(images) == len(jobs), transient=True)
     with progress:
-        task = progress.add_task("upscaling", total=len(jobs))
+        task = progress.add_task("images", total=len(images), visible=len(images) > 1)
         for job in jobs:
             try:
-                _check_target(job, input_paths, written, overwrite)
-                loaded = load_image(job.source)
-                result = compose_output(upscaler.upscale(loaded.rgb), loaded, scale)
-                save_image_atomic(result, job.target, quality=quality)
+                _check_target(job, input_paths, written)
+                if job.target.exists() and not overwrite and not (job.video and frames_only is not None):
+                    skipped += 1
+                    continue
+                if job.video:
+                    runner.video(job, progress, frames_only is not None)
+                else:
+                    runner.image(job)
                 written.add(job.target.resolve())
-            except (BsrnError, OSError, ValueError, RuntimeError) as exc:
+            except Exception as exc:  # one bad file: one line, and the batch goes on
                 failed += 1
                 report_error(exc)
-            progress.advance(task)
-    if len(jobs) > 1 or failed:
-        console.print(f"upscaled {len(written)}, failed {failed}", highlight=False)
+            finally:
+                for note in runner.notes:
+                    err_console.print(f"note: {note}", markup=False)
+                runner.notes.clear()
+                if not job.video:
+                    progress.advance(task)
+    hint = " (existing outputs kept; --overwrite replaces them)" if skipped and not written and not failed else ""
+    console.print(f"done {len(written)}, skipped {skipped}, failed {failed}{hint}", highlight=False)
     if failed:
         raise typer.Exit(1)

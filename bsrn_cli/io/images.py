@@ -1,14 +1,24 @@
-"""Image files in and out: decoding with one-line errors, atomic writes, mode handling."""
+"""Image files in and out: decoding with one-line errors, orientation, modes, 16-bit, metadata.
+
+Reading: Pillow checks and decodes the file (and refuses decompression bombs); 16-bit colour
+PNG/TIFF, which Pillow would squash to 8 bits, is decoded by OpenCV. EXIF orientation is
+applied to the pixels and the tag reset to 1. Writing: Pillow for 8-bit, OpenCV for 16-bit
+(with the ICC profile and EXIF put back into the PNG as iCCP/eXIf chunks), always to a
+temporary file renamed when complete.
+"""
 
 from __future__ import annotations
 
+import io
 import os
+import struct
 import warnings
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from bsrn_cli.errors import BsrnError
 from bsrn_cli.io.atomic import atomic_write
@@ -16,17 +26,35 @@ from bsrn_cli.io.atomic import atomic_write
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".tga", ".ppm", ".pgm"}
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF",
                   ".tiff": "TIFF", ".bmp": "BMP"}
+FORMAT_SUFFIXES = {"png": ".png", "jpg": ".jpg", "webp": ".webp", "tiff": ".tif"}  # --format
 # Refuse images whose decoded size would exhaust memory (Pillow's bomb check, made an error).
 MAX_PIXELS = 16384 * 16384
+ORIENTATION = 0x0112
+EXIF_IFD, EXIF_WIDTH, EXIF_HEIGHT = 0x8769, 0xA002, 0xA003
+_SIXTEEN_BIT_GRAY = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 
 @dataclass
 class LoadedImage:
-    """RGB pixels for the network, plus what is needed to give the output the input's shape."""
+    """RGB pixels for the network, plus what the output needs to get the input's shape back."""
 
-    rgb: np.ndarray            # uint8, (h, w, 3)
-    alpha: np.ndarray | None   # uint8, (h, w) or None
+    rgb: np.ndarray                 # uint8 or uint16, (h, w, 3), upright
+    alpha: np.ndarray | None        # same dtype, (h, w), or None
     grayscale: bool
+    icc: bytes | None = None        # the colour profile that applies to ``rgb``
+    exif: Image.Exif | None = None  # orientation already reset to 1
+
+    @property
+    def bits(self) -> int:
+        return 16 if self.rgb.dtype == np.uint16 else 8
+
+
+@dataclass
+class OutputImage:
+    pixels: np.ndarray              # (H, W) gray or (H, W, 3) RGB, uint8 or uint16
+    alpha: np.ndarray | None
+    icc: bytes | None = None
+    exif: Image.Exif | None = None
 
 
 def _open(path: Path) -> Image.Image:
@@ -48,32 +76,135 @@ def _open(path: Path) -> Image.Image:
         raise BsrnError(f"{path}: not a recognised image file") from exc
     except PermissionError as exc:
         raise BsrnError(f"{path}: permission denied") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
+    except MemoryError as exc:
+        raise BsrnError(f"{path}: not enough memory to decode this image") from exc
+    except (OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
         raise BsrnError(f"{path}: corrupt or truncated image ({exc})") from exc
-    return ImageOps.exif_transpose(image)
+    return image
+
+
+def _is_sixteen_bit_colour(path: Path, image: Image.Image) -> bool:
+    """16 bits per sample in a colour (or gray + alpha) PNG/TIFF, which Pillow reads as 8-bit."""
+    if image.mode not in ("RGB", "RGBA", "LA"):
+        return False
+    if image.format == "PNG":
+        with open(path, "rb") as f:
+            header = f.read(25)
+        return len(header) == 25 and header[24] == 16  # IHDR bit depth
+    if image.format == "TIFF":
+        bits = image.tag_v2.get(258, (8,))
+        return all(b == 16 for b in (bits if isinstance(bits, tuple) else (bits,)))
+    return False
+
+
+def _read_sixteen_bit(path: Path) -> np.ndarray:
+    import cv2
+
+    pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if pixels is None or pixels.dtype != np.uint16:
+        raise BsrnError(f"{path}: corrupt 16-bit image")
+    if pixels.ndim == 3 and pixels.shape[2] == 4:
+        return cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGBA)
+    if pixels.ndim == 3:
+        return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+    return pixels
+
+
+def orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1-8) to (h, w, ...) pixels, as a viewer displays them."""
+    turned = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
+        8: lambda a: np.rot90(a, 1),
+    }.get(orientation)
+    return np.ascontiguousarray(pixels if turned is None else turned(pixels))
+
+
+def _srgb_profile() -> bytes:
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _to_rgb(path: Path, image: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
+    """Palette, CMYK and other modes -> RGB or RGBA; the profile that then applies."""
+    if image.mode in ("RGB", "RGBA"):
+        return image, icc
+    if image.mode == "CMYK":
+        if icc:  # convert through the file's own profile: its colours, not a naive formula
+            from PIL import ImageCms
+
+            try:
+                converted = ImageCms.profileToProfile(image, ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+                                                      ImageCms.createProfile("sRGB"), outputMode="RGB")
+                return converted, _srgb_profile()
+            except (ImageCms.PyCMSError, OSError, ValueError):
+                pass
+        return image.convert("RGB"), None
+    has_alpha = image.mode in ("RGBa", "PA") or "A" in image.getbands() or \
+        (image.mode == "P" and "transparency" in image.info)
+    try:
+        return image.convert("RGBA" if has_alpha else "RGB"), icc
+    except ValueError as exc:
+        raise BsrnError(f"{path}: unsupported image mode {image.mode}") from exc
 
 
 def load_image(path: str | os.PathLike) -> LoadedImage:
     path = Path(path)
     image = _open(path)
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
-    grayscale = image.mode in ("L", "LA", "1", "I;16", "I", "I;16B", "I;16L")
-    alpha = np.asarray(image.convert("RGBA").getchannel("A")) if has_alpha else None
-    if image.mode.startswith("I"):  # 16/32-bit gray: scale to 8 bits for now
-        image = Image.fromarray((np.asarray(image, dtype=np.float64) / 257.0).round().clip(0, 255).astype(np.uint8))
-    rgb = np.asarray(image.convert("RGB"))
-    return LoadedImage(rgb=np.ascontiguousarray(rgb), alpha=alpha, grayscale=grayscale)
+    exif = image.getexif()
+    orientation = exif.get(ORIENTATION, 1)
+    icc = image.info.get("icc_profile") or None
+    mode = image.mode
+    alpha = None
+    if _is_sixteen_bit_colour(path, image):
+        pixels = _read_sixteen_bit(path)
+        if pixels.ndim == 3 and pixels.shape[2] == 4:
+            pixels, alpha = pixels[..., :3], pixels[..., 3]
+        grayscale = mode == "LA" or pixels.ndim == 2
+        gray = pixels[..., 0] if mode == "LA" and pixels.ndim == 3 else pixels
+        rgb = np.repeat(gray[..., None], 3, axis=2) if grayscale else pixels
+    elif mode in _SIXTEEN_BIT_GRAY:
+        gray = np.asarray(image).astype(np.int64).clip(0, 65535).astype(np.uint16)
+        rgb, grayscale = np.repeat(gray[..., None], 3, axis=2), True
+    elif mode == "F":
+        raise BsrnError(f"{path}: 32-bit float images are not supported; save it as 16-bit PNG or TIFF")
+    elif mode in ("1", "L", "LA", "La"):
+        gray_image = image.convert("LA")
+        rgb = np.repeat(np.asarray(gray_image.getchannel("L"))[..., None], 3, axis=2)
+        alpha = np.asarray(gray_image.getchannel("A")) if mode in ("LA", "La") else None
+        grayscale = True
+    else:
+        image, icc = _to_rgb(path, image, icc)
+        rgb = np.asarray(image.convert("RGB"))
+        alpha = np.asarray(image.getchannel("A")) if image.mode == "RGBA" else None
+        grayscale = False
+    if orientation != 1:
+        exif[ORIENTATION] = 1
+    return LoadedImage(rgb=orient(rgb, orientation), alpha=None if alpha is None else orient(alpha, orientation),
+                       grayscale=grayscale, icc=icc, exif=exif if len(exif) else None)
+
+
+def to_eight_bit(pixels: np.ndarray) -> np.ndarray:
+    if pixels.dtype == np.uint8:
+        return pixels
+    return np.rint(pixels.astype(np.float32) / 257.0).clip(0, 255).astype(np.uint8)
 
 
 def read_image_rgb(path: str | os.PathLike) -> np.ndarray:
-    """uint8 (h, w, 3) RGB pixels of an image file."""
-    return load_image(path).rgb
+    """uint8 (h, w, 3) RGB pixels of an image file (16-bit reduced to 8)."""
+    return to_eight_bit(load_image(path).rgb)
 
 
 def read_image_array(path: str | os.PathLike) -> np.ndarray:
     """uint8 pixels as stored: (h, w) for grayscale, (h, w, 3) for colour (alpha dropped)."""
     loaded = load_image(path)
-    return loaded.rgb[..., 0].copy() if loaded.grayscale else loaded.rgb
+    rgb = to_eight_bit(loaded.rgb)
+    return rgb[..., 0].copy() if loaded.grayscale else rgb
 
 
 def output_format(path: Path) -> str:
@@ -89,15 +220,107 @@ def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb, "RGB").convert("L"))
 
 
-def compose_output(rgb: np.ndarray, loaded: LoadedImage, scale: int) -> Image.Image:
-    """Give the upscaled RGB the input's shape again: grayscale stays gray, alpha comes back."""
-    out = Image.fromarray(rgb, "RGB")
-    if loaded.grayscale:
-        out = out.convert("L")
-    if loaded.alpha is not None:
-        alpha = Image.fromarray(loaded.alpha, "L").resize(out.size, Image.BICUBIC)
-        out.putalpha(alpha)
-    return out
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """8- or 16-bit RGB -> gray of the same dtype (ITU-R 601 weights, rounded)."""
+    if rgb.dtype == np.uint8:
+        return rgb_to_gray(rgb)
+    y = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return np.rint(y).clip(0, 65535).astype(np.uint16)
+
+
+def resize_bicubic(channel: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """One 8- or 16-bit channel to (width, height) with bicubic interpolation, in float."""
+    peak = 65535 if channel.dtype == np.uint16 else 255
+    resized = Image.fromarray(channel.astype(np.float32), "F").resize(size, Image.BICUBIC)
+    return np.rint(np.asarray(resized)).clip(0, peak).astype(channel.dtype)
+
+
+def compose_output(rgb: np.ndarray, loaded: LoadedImage, scale: int,
+                   alpha: np.ndarray | None = None) -> OutputImage:
+    """Give the upscaled RGB the input's shape again: grayscale stays gray, alpha comes back
+    (``alpha``, when the network upscaled it; else bicubic), bit depth and metadata kept."""
+    pixels = luma(rgb) if loaded.grayscale else rgb
+    if loaded.alpha is not None and alpha is None:
+        alpha = resize_bicubic(loaded.alpha, (rgb.shape[1], rgb.shape[0]))
+    exif = loaded.exif
+    if exif is not None:
+        exif_ifd = exif.get_ifd(EXIF_IFD)
+        if EXIF_WIDTH in exif_ifd or EXIF_HEIGHT in exif_ifd:
+            exif_ifd[EXIF_WIDTH], exif_ifd[EXIF_HEIGHT] = rgb.shape[1], rgb.shape[0]
+    return OutputImage(pixels=pixels, alpha=alpha if loaded.alpha is not None else None, icc=loaded.icc, exif=exif)
+
+
+def _exif_bytes(exif: Image.Exif | None) -> bytes | None:
+    if exif is None:
+        return None
+    data = exif.tobytes()
+    return data[6:] if data.startswith(b"Exif\x00\x00") else data
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def _add_png_metadata(png: bytes, icc: bytes | None, exif: bytes | None) -> bytes:
+    """Insert iCCP and eXIf chunks right after IHDR (both must precede the image data)."""
+    chunks = b""
+    if icc:
+        chunks += _png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc))
+    if exif:
+        chunks += _png_chunk(b"eXIf", exif)
+    end_of_ihdr = 8 + 8 + 13 + 4
+    return png[:end_of_ihdr] + chunks + png[end_of_ihdr:]
+
+
+def _encode_sixteen_bit(out: OutputImage, fmt: str) -> bytes:
+    import cv2
+
+    pixels = out.pixels
+    if out.alpha is not None:
+        rgb = np.repeat(pixels[..., None], 3, axis=2) if pixels.ndim == 2 else pixels
+        array = cv2.cvtColor(np.dstack([rgb, out.alpha]), cv2.COLOR_RGBA2BGRA)
+    else:
+        array = pixels if pixels.ndim == 2 else cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 6] if fmt == "PNG" else []
+    ok, encoded = cv2.imencode(".png" if fmt == "PNG" else ".tif", array, params)
+    if not ok:
+        raise BsrnError(f"could not encode a 16-bit {fmt}")
+    data = encoded.tobytes()
+    return _add_png_metadata(data, out.icc, _exif_bytes(out.exif)) if fmt == "PNG" else data
+
+
+def _flatten_on_white(pixels: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    a = alpha.astype(np.float32)[..., None] / 255.0
+    base = pixels.astype(np.float32) if pixels.ndim == 3 else pixels.astype(np.float32)[..., None]
+    flat = np.rint(base * a + 255.0 * (1 - a)).clip(0, 255).astype(np.uint8)
+    return flat if pixels.ndim == 3 else flat[..., 0]
+
+
+def save_output_atomic(out: OutputImage, path: Path, quality: int = 95) -> None:
+    """Write an upscaled image in the format its suffix names, with its profile and EXIF."""
+    fmt = output_format(path)
+    if out.pixels.dtype == np.uint16 and fmt in ("PNG", "TIFF"):
+        data = _encode_sixteen_bit(out, fmt)
+        atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+        return
+    pixels = to_eight_bit(out.pixels)
+    alpha = None if out.alpha is None else to_eight_bit(out.alpha)
+    if fmt == "JPEG" and alpha is not None:  # JPEG has no alpha: show it as it looks on white
+        pixels, alpha = _flatten_on_white(pixels, alpha), None
+    image = Image.fromarray(pixels, "L" if pixels.ndim == 2 else "RGB")
+    if alpha is not None:
+        image.putalpha(Image.fromarray(alpha, "L"))
+    options: dict = {}
+    if fmt in ("JPEG", "WEBP"):
+        options["quality"] = quality
+    if fmt == "TIFF":
+        options["compression"] = "tiff_adobe_deflate"
+    if fmt != "BMP":
+        if out.icc:
+            options["icc_profile"] = out.icc
+        if out.exif is not None:
+            options["exif"] = out.exif.tobytes()
+    atomic_write(path, lambda tmp: image.save(tmp, format=fmt, **options))
 
 
 def save_image_array(pixels: np.ndarray, path: Path) -> None:

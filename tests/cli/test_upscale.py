@@ -63,8 +63,8 @@ def test_bad_inputs_fail_one_line_each_and_the_rest_still_comes_out(tmp_path, ti
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     errors = _error_lines(result.stderr)
-    assert len(errors) == 4
-    for name in ("text.png", "truncated.png", "empty.jpg", "missing.png"):
+    assert len(errors) == 5
+    for name in ("text.png", "truncated.png", "empty.jpg", "missing.png", "folder.png"):
         assert sum(name in line for line in errors) == 1, (name, errors)
     assert sorted(p.name for p in out.iterdir()) == ["good_x2.png"]
 
@@ -77,12 +77,13 @@ def test_unsupported_scale_is_one_line(tmp_path):
     assert not (tmp_path / "a_x5.png").exists()
 
 
-def test_existing_output_is_refused_unless_overwrite(tmp_path, tiny_weights):
+def test_existing_output_is_skipped_unless_overwrite(tmp_path, tiny_weights):
     image = write_image(tmp_path / "a.png")
     target = tmp_path / "a_x2.png"
     target.write_bytes(b"keep me")
-    refused = bsrn("upscale", image, "--model", tiny_weights)
-    assert refused.returncode == 1 and "--overwrite" in refused.stderr
+    skipped = bsrn("upscale", image, "--model", tiny_weights)
+    assert skipped.returncode == 0, skipped.stderr
+    assert "skipped 1" in skipped.stdout and "--overwrite" in skipped.stdout
     assert target.read_bytes() == b"keep me"
     replaced = bsrn("upscale", image, "--model", tiny_weights, "--overwrite")
     assert replaced.returncode == 0, replaced.stderr
