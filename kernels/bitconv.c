@@ -158,7 +158,7 @@ DEFINE_SCALAR_CONVS(popcnt, POPCNT_ATTR, popcount_hw)
  * popcount by nibble lookup (vpshufb), summed per 64-bit lane with vpsadbw. */
 #define AVX2_ATTR __attribute__((target("avx2,popcnt")))
 
-AVX2_ATTR static inline __m256i popcount_bytes(__m256i v) {
+AVX2_ATTR static inline __attribute__((always_inline)) __m256i popcount_bytes(__m256i v) {
     const __m256i lookup = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
                                             0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
     const __m256i low = _mm256_set1_epi8(0x0f);
@@ -168,10 +168,10 @@ AVX2_ATTR static inline __m256i popcount_bytes(__m256i v) {
 }
 
 /* Per-lane sums of byte counts (4 x int64, each < 65536). */
-AVX2_ATTR static inline __m256i sum_lanes(__m256i bytes) { return _mm256_sad_epu8(bytes, _mm256_setzero_si256()); }
+AVX2_ATTR static inline __attribute__((always_inline)) __m256i sum_lanes(__m256i bytes) { return _mm256_sad_epu8(bytes, _mm256_setzero_si256()); }
 
 /* counts[c] = total - 2 * popcount for the 4 * groups channels whose lane sums are in sums. */
-AVX2_ATTR static inline void store_counts(const __m256i *sums, int groups, int32_t total, int32_t *counts) {
+AVX2_ATTR static inline __attribute__((always_inline)) void store_counts(const __m256i *sums, int groups, int32_t total, int32_t *counts) {
     const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
     const __m256i base = _mm256_set1_epi32(total);
     int g = 0;
@@ -188,14 +188,23 @@ AVX2_ATTR static inline void store_counts(const __m256i *sums, int groups, int32
     }
 }
 
-AVX2_ATTR static void conv3x3_pixel_avx2(const bitconv_layer *L, const uint64_t *const rows[3], int x, int width,
-                                         int32_t *counts) {
-    const uint64_t *tap[9];
+/* The kernels as always-inlined bodies so that callers with compile-time channel counts get
+ * fully unrolled loops; cin and cout are the layer's (passed in as constants where known). */
+#define AVX2_INLINE AVX2_ATTR static inline __attribute__((always_inline))
+
+AVX2_INLINE void conv3x3_avx2_core(const bitconv_layer *L, const uint64_t *const rows[3], int x, int width,
+                                   int32_t *counts, const int cin, const int cout) {
     uint64_t word[9], concat[9];
-    int outside = gather_taps(rows, x, width, 1, tap);
-    for (int t = 0; t < 9; t++) word[t] = tap[t][0];
-    int cin = L->cin, cout = L->cout, groups = cout / 4;
-    int n_words = bitconv_concat_words(cin);
+    int outside = 0;
+    if (rows[0] && rows[2] && x > 0 && x + 1 < width) { /* interior: no bounds checks */
+        for (int dy = 0; dy < 3; dy++)
+            for (int dx = 0; dx < 3; dx++) word[dy * 3 + dx] = rows[dy][x + dx - 1];
+    } else {
+        const uint64_t *tap[9];
+        outside = gather_taps(rows, x, width, 1, tap);
+        for (int t = 0; t < 9; t++) word[t] = tap[t][0];
+    }
+    const int groups = cout / 4, n_words = (9 * cin + 63) / 64;
     concat_taps(word, cin, concat, n_words);
     /* The 9 taps take n_words words (7 for 48 channels) instead of 9: a quarter less work. */
     __m256i a[9], sums[AVX2_MAX_GROUPS];
@@ -203,8 +212,9 @@ AVX2_ATTR static void conv3x3_pixel_avx2(const bitconv_layer *L, const uint64_t 
     const __m256i *w = (const __m256i *)L->grouped;
     for (int g = 0; g < groups; g++) {
         /* byte counts stay below 256 (at most 9 words x 8 bits) */
-        __m256i acc = popcount_bytes(_mm256_xor_si256(a[0], _mm256_loadu_si256(w++)));
-        for (int j = 1; j < n_words; j++) acc = _mm256_add_epi8(acc, popcount_bytes(_mm256_xor_si256(a[j], _mm256_loadu_si256(w++))));
+        __m256i acc = popcount_bytes(_mm256_xor_si256(a[0], _mm256_loadu_si256(w + g * n_words)));
+        for (int j = 1; j < n_words; j++)
+            acc = _mm256_add_epi8(acc, popcount_bytes(_mm256_xor_si256(a[j], _mm256_loadu_si256(w + g * n_words + j))));
         sums[g] = sum_lanes(acc);
     }
     store_counts(sums, groups, 9 * cin, counts);
@@ -216,13 +226,23 @@ AVX2_ATTR static void conv3x3_pixel_avx2(const bitconv_layer *L, const uint64_t 
     if (outside) correct_border(outside, L->tap_sum, cout, counts);
 }
 
-AVX2_ATTR static void conv1x1_pixel_avx2(const bitconv_layer *L, const uint64_t *act, int32_t *counts) {
-    int cout = L->cout, groups = cout / 4;
-    __m256i a = _mm256_set1_epi64x((long long)act[0]), sums[AVX2_MAX_GROUPS];
+AVX2_INLINE void conv1x1_avx2_core(const bitconv_layer *L, uint64_t act, int32_t *counts, const int cin,
+                                   const int cout) {
+    const int groups = cout / 4;
+    __m256i a = _mm256_set1_epi64x((long long)act), sums[AVX2_MAX_GROUPS];
     const __m256i *w = (const __m256i *)L->wts;
     for (int g = 0; g < groups; g++) sums[g] = sum_lanes(popcount_bytes(_mm256_xor_si256(a, _mm256_loadu_si256(w + g))));
-    store_counts(sums, groups, L->cin, counts);
-    for (int c = 4 * groups; c < cout; c++) counts[c] = L->cin - 2 * popcount_hw(act[0] ^ L->wts[c]);
+    store_counts(sums, groups, cin, counts);
+    for (int c = 4 * groups; c < cout; c++) counts[c] = cin - 2 * popcount_hw(act ^ L->wts[c]);
+}
+
+AVX2_ATTR static void conv3x3_pixel_avx2(const bitconv_layer *L, const uint64_t *const rows[3], int x, int width,
+                                         int32_t *counts) {
+    conv3x3_avx2_core(L, rows, x, width, counts, L->cin, L->cout);
+}
+
+AVX2_ATTR static void conv1x1_pixel_avx2(const bitconv_layer *L, const uint64_t *act, int32_t *counts) {
+    conv1x1_avx2_core(L, act[0], counts, L->cin, L->cout);
 }
 #endif
 
@@ -334,9 +354,9 @@ AVX2_ATTR static inline void negative_bits_avx2(const float *v, int channels, in
                 for (int c = 0; c < C_; c++) (v)[c] += k_ * a_[c];                                   \
         }                                                                                            \
         const float *restrict d_ = B_->direction + (int64_t)(layer) * C_;                            \
-        const float *restrict t_ = B_->threshold + (int64_t)(layer) * C_;                            \
-        const float *restrict o_ = B_->offset + (int64_t)(layer) * C_;                               \
-        for (int c = 0; c < C_; c++) (v)[c] = d_[c] * ((v)[c] - t_[c]) + o_[c];                      \
+        const float *restrict t_ = B_->bound + (int64_t)(layer) * C_;                                \
+        /* d v < t exactly when d v - t < 0 (IEEE subtraction of distinct floats is never 0) */       \
+        for (int c = 0; c < C_; c++) (v)[c] = d_[c] * (v)[c] - t_[c];                                \
         NEGBITS((v), C_, B_->words, (out));                                                          \
     } while (0)
 
@@ -410,6 +430,109 @@ DEFINE_STAGE(popcnt, POPCNT_ATTR, conv3x3_pixel_popcnt, conv1x1_pixel_popcnt, ne
 DEFINE_STAGE(avx2, AVX2_ATTR, conv3x3_pixel_avx2, conv1x1_pixel_avx2, negative_bits_avx2)
 #endif
 
+
+#ifdef BSRN_X86
+/* The same pass hand-vectorised for channels a multiple of 8 and at most 64 (one word per
+ * pixel): every map of the block stays in registers or on the stack, 8 channels per vector. */
+#define VMAX 8
+
+AVX2_INLINE float mean_vec(const __m256 *a, int nv, int channels) {
+    __m256 s = a[0];
+    for (int q = 1; q < nv; q++) s = _mm256_add_ps(s, a[q]);
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h) / (float)channels;
+}
+
+/* BAM accumulation of the last n_terms of acts, the folded-BN sign, packed into one word. */
+AVX2_INLINE uint64_t accumulate_sign_vec(const bsrn_body *B, int layer, __m256 acts[][VMAX],
+                                         const float *means, int n_acts, const int nv, const int learned) {
+    int n = B->n_terms[layer], first = n_acts - n, C = B->channels;
+    const float *b = B->b + (int64_t)layer * 3;
+    const float *d = B->direction + (int64_t)layer * C, *t = B->bound + (int64_t)layer * C;
+    __m256 v[VMAX];
+    __m256 k = _mm256_set1_ps(learned ? b[0] * means[first] : b[0]);
+    for (int q = 0; q < nv; q++) v[q] = _mm256_mul_ps(k, acts[first][q]);
+    for (int j = 1; j < n; j++) {
+        k = _mm256_set1_ps(learned ? b[j] * means[first + j] : b[j]);
+        for (int q = 0; q < nv; q++) v[q] = _mm256_add_ps(v[q], _mm256_mul_ps(k, acts[first + j][q]));
+    }
+    uint64_t bits = 0;
+    for (int q = 0; q < nv; q++) {
+        __m256 test = _mm256_cmp_ps(_mm256_mul_ps(_mm256_loadu_ps(d + 8 * q), v[q]), _mm256_loadu_ps(t + 8 * q), _CMP_LT_OQ);
+        bits |= (uint64_t)(unsigned)_mm256_movemask_ps(test) << (8 * q);
+    }
+    return bits;
+}
+
+AVX2_INLINE void stage_row_avx2x8(const bsrn_body *B, int block, int next_layer, const float *src, float *dst,
+                                   const uint64_t *const rows[3], uint64_t *next_bits, int y, int x0, int x1,
+                                   int width, const int nv, const int fp_skip, const int rprelu, const int learned) {
+    const int C = 8 * nv;
+    __m256 acts[4][VMAX];
+    float means[4];
+    int32_t counts[64];
+    const __m256 zero = _mm256_setzero_ps();
+    for (int x = x0; x < x1; x++) {
+        int64_t p = (int64_t)y * width + x;
+        for (int q = 0; q < nv; q++) acts[0][q] = _mm256_loadu_ps(src + p * C + 8 * q);
+        means[0] = learned ? mean_vec(acts[0], nv, C) : 0.0f;
+        if (block < 0) {
+            next_bits[x] = accumulate_sign_vec(B, next_layer, acts, means, 1, nv, learned);
+            continue;
+        }
+        for (int i = 0; i < 3; i++) {
+            int layer = 3 * block + i;
+            if (i == 0) {
+                conv3x3_avx2_core(&B->conv3[block], rows, x, width, counts, C, C);
+            } else {
+                uint64_t bits = accumulate_sign_vec(B, layer, acts, means, i + 1, nv, learned);
+                conv1x1_avx2_core(&B->conv1[2 * block + i - 1], bits, counts, C, C);
+            }
+            const float *scale = B->scale + (int64_t)layer * C;
+            for (int q = 0; q < nv; q++) {
+                __m256 z = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(counts + 8 * q))),
+                                         _mm256_loadu_ps(scale + 8 * q));
+                if (rprelu) {
+                    z = _mm256_sub_ps(z, _mm256_loadu_ps(B->shift_in + (int64_t)layer * C + 8 * q));
+                    __m256 negative = _mm256_mul_ps(_mm256_loadu_ps(B->slope + (int64_t)layer * C + 8 * q), _mm256_min_ps(z, zero));
+                    z = _mm256_add_ps(_mm256_add_ps(_mm256_max_ps(z, zero), negative),
+                                      _mm256_loadu_ps(B->shift_out + (int64_t)layer * C + 8 * q));
+                }
+                acts[i + 1][q] = fp_skip ? _mm256_add_ps(acts[i][q], z) : z;
+            }
+            means[i + 1] = learned ? mean_vec(acts[i + 1], nv, C) : 0.0f;
+        }
+        for (int q = 0; q < nv; q++) {
+            acts[0][q] = fp_skip ? acts[3][q] : _mm256_add_ps(acts[0][q], acts[3][q]);
+            _mm256_storeu_ps(dst + p * C + 8 * q, acts[0][q]);
+        }
+        if (next_bits) {
+            means[0] = learned ? mean_vec(acts[0], nv, C) : 0.0f;
+            next_bits[x] = accumulate_sign_vec(B, next_layer, acts, means, 1, nv, learned);
+        }
+    }
+}
+
+/* One instance per channel count 8, 16, ..., 64, so every loop over channels is unrolled: with
+ * the configuration read at run time, and for the shipped one (float skips, RPReLU, learned BAM
+ * scales) with it fixed at compile time. */
+#define STAGE_NV(NV)                                                                                 \
+    AVX2_ATTR static void stage_row_avx2_##NV(const bsrn_body *B, int block, int next_layer, const float *src, \
+                                              float *dst, const uint64_t *const rows[3], uint64_t *next_bits, \
+                                              int y, int x0, int x1, int width) {                     \
+        stage_row_avx2x8(B, block, next_layer, src, dst, rows, next_bits, y, x0, x1, width, NV, B->fp_skip, \
+                         B->rprelu, B->learned);                                                     \
+    }                                                                                                \
+    AVX2_ATTR static void stage_row_avx2_shipped_##NV(const bsrn_body *B, int block, int next_layer,  \
+                                                      const float *src, float *dst, const uint64_t *const rows[3], \
+                                                      uint64_t *next_bits, int y, int x0, int x1, int width) { \
+        stage_row_avx2x8(B, block, next_layer, src, dst, rows, next_bits, y, x0, x1, width, NV, 1, 1, 1); \
+    }
+STAGE_NV(1) STAGE_NV(2) STAGE_NV(3) STAGE_NV(4) STAGE_NV(5) STAGE_NV(6) STAGE_NV(7) STAGE_NV(8)
+#endif
+
 typedef void (*stage_fn)(const bsrn_body *, int, int, const float *, float *, const uint64_t *const[3],
                          uint64_t *, int, int, int, int);
 
@@ -436,7 +559,16 @@ void bsrn_body_run(const bsrn_body *B, int first, int count, const float *in, fl
     int all_avx2 = 1;
     for (int j = first; j < first + count; j++)
         all_avx2 &= use_avx2(&B->conv3[j]) && use_avx2(&B->conv1[2 * j]) && use_avx2(&B->conv1[2 * j + 1]);
-    if (all_avx2) stage = stage_row_avx2;
+    static const stage_fn by_vectors[9] = {NULL, stage_row_avx2_1, stage_row_avx2_2, stage_row_avx2_3,
+                                           stage_row_avx2_4, stage_row_avx2_5, stage_row_avx2_6,
+                                           stage_row_avx2_7, stage_row_avx2_8};
+    static const stage_fn shipped[9] = {NULL, stage_row_avx2_shipped_1, stage_row_avx2_shipped_2,
+                                        stage_row_avx2_shipped_3, stage_row_avx2_shipped_4,
+                                        stage_row_avx2_shipped_5, stage_row_avx2_shipped_6,
+                                        stage_row_avx2_shipped_7, stage_row_avx2_shipped_8};
+    if (all_avx2 && B->channels % 8 == 0 && B->channels <= 64)
+        stage = (B->fp_skip && B->rprelu && B->learned ? shipped : by_vectors)[B->channels / 8];
+    else if (all_avx2) stage = stage_row_avx2;
     else if (bitconv_path() >= 1) stage = stage_row_popcnt;
 #endif
     int words = B->words, stages = count + 1;

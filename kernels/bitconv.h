@@ -49,8 +49,8 @@ void pack_signs(const float *x, int64_t pixels, int channels, int words, uint64_
  * channels; per-layer arrays are indexed by layer = 3 * block + i.
  *   n_terms[layer], b[layer][3]: BAM activation accumulation v = sum_j k_j A_j over the last
  *     n_terms activations of the block, k_j = b_j * mean_c(A_j) (learned) or b_j (otherwise);
- *   direction, threshold, offset [layer][channels]: the folded BN sign, bit = 1 (-1) where
- *     direction * (v - threshold) + offset < 0;
+ *   direction, bound [layer][channels]: the folded BN sign, bit = 1 (-1) where
+ *     direction * v < bound (direction -1 flips the compare, 0 makes the bit constant);
  *   scale [layer][channels]: per output channel scale of the integer dot products;
  *   shift_in, slope, shift_out [layer][channels]: RPReLU (when rprelu);
  *   conv3 [block], conv1 [block][2]: the binary convs.
@@ -59,7 +59,7 @@ typedef struct {
     int channels, words, blocks, fp_skip, learned, rprelu;
     const int32_t *n_terms;
     const float *b;
-    const float *direction, *threshold, *offset;
+    const float *direction, *bound;
     const float *scale, *shift_in, *slope, *shift_out;
     const bitconv_layer *conv3, *conv1;
 } bsrn_body;

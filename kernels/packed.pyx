@@ -17,8 +17,7 @@ cdef extern from "bitconv.h":
         const int32_t *n_terms
         const float *b
         const float *direction
-        const float *threshold
-        const float *offset
+        const float *bound
         const float *scale
         const float *shift_in
         const float *slope
@@ -127,15 +126,15 @@ cdef class Body:
     def __cinit__(self):
         self.layers = NULL
 
-    def __init__(self, int channels, bint fp_skip, bint learned, rprelu, n_terms, b, direction, threshold,
-                 offset, scale, conv3, conv1):
+    def __init__(self, int channels, bint fp_skip, bint learned, rprelu, n_terms, b, direction, bound, scale,
+                 conv3, conv1):
         """rprelu: None or (shift_in, slope, shift_out), each float32 (layers, channels); n_terms int32
-        (layers,); b float32 (layers, 3); direction/threshold/offset/scale float32 (layers, channels);
+        (layers,); b float32 (layers, 3); direction/bound/scale float32 (layers, channels);
         conv3: per block (wts, grouped, tap_sum); conv1: per block two packed 1x1 weight arrays."""
         cdef int blocks = len(conv3), n_layers = 3 * len(conv3)
         if channels < 1 or channels > BSRN_MAX_CHANNELS or len(conv1) != 2 * blocks or blocks < 1:
             raise ValueError("Body: bad sizes")
-        per_channel = [direction, threshold, offset, scale] + (list(rprelu) if rprelu is not None else [])
+        per_channel = [direction, bound, scale] + (list(rprelu) if rprelu is not None else [])
         per_channel = [np.ascontiguousarray(a, dtype=np.float32) for a in per_channel]
         if any(a.shape != (n_layers, channels) for a in per_channel):
             raise ValueError("Body: per-channel arrays must be (layers, channels)")
@@ -166,8 +165,7 @@ cdef class Body:
         cdef const float[:, ::1] bv = b
         cdef const float[:, ::1] d = per_channel[0]
         cdef const float[:, ::1] t = per_channel[1]
-        cdef const float[:, ::1] o = per_channel[2]
-        cdef const float[:, ::1] s = per_channel[3]
+        cdef const float[:, ::1] s = per_channel[2]
         cdef const float[:, ::1] r_in
         cdef const float[:, ::1] r_slope
         cdef const float[:, ::1] r_out
@@ -179,11 +177,11 @@ cdef class Body:
         self.body.rprelu = rprelu is not None
         self.body.n_terms = &nt[0]
         self.body.b = &bv[0, 0]
-        self.body.direction, self.body.threshold, self.body.offset = &d[0, 0], &t[0, 0], &o[0, 0]
+        self.body.direction, self.body.bound = &d[0, 0], &t[0, 0]
         self.body.scale = &s[0, 0]
         self.body.shift_in = self.body.slope = self.body.shift_out = NULL
         if rprelu is not None:
-            r_in, r_slope, r_out = per_channel[4], per_channel[5], per_channel[6]
+            r_in, r_slope, r_out = per_channel[3], per_channel[4], per_channel[5]
             self.body.shift_in, self.body.slope, self.body.shift_out = &r_in[0, 0], &r_slope[0, 0], &r_out[0, 0]
         self.body.conv3 = self.layers
         self.body.conv1 = self.layers + blocks

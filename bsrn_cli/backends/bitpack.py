@@ -88,7 +88,8 @@ class FoldedSign:
         self.threshold = (mean - bias / safe_gain).float().numpy()
         self.above = (gain < 0).to(torch.uint8).numpy()
         self.constant = torch.where(gain == 0, (bias < 0).to(torch.int8), torch.full_like(bias, -1, dtype=torch.int8)).numpy()
-        # The same as a branch-free test: bit = direction * (x - threshold) + offset < 0, with
-        # direction +1 (g > 0), -1 (g < 0) or 0 (g = 0, where the offset -1 or +1 is the sign).
+        # The same as one branch-free compare: bit = direction * x < bound, with direction +1
+        # (g > 0), -1 (g < 0: -x < -t is x > t) or 0 (g = 0: 0 < +1 or 0 < -1, the constant sign).
         self.direction = np.where(self.constant >= 0, 0.0, np.where(self.above == 1, -1.0, 1.0)).astype(np.float32)
-        self.offset = np.where(self.constant == 1, -1.0, np.where(self.constant == 0, 1.0, 0.0)).astype(np.float32)
+        self.bound = np.where(self.constant == 1, 1.0, np.where(self.constant == 0, -1.0,
+                                                                self.direction * self.threshold)).astype(np.float32)

@@ -69,8 +69,8 @@ def export_body(model: BSRN, kernels: list[list[torch.Tensor]]):
         channels, model.config.fp_skip, layers[0].mode == "learned",
         None if layers[0].rprelu is None else tuple(stack([l.rprelu[k] for l in layers]) for k in range(3)),
         np.array([l.n_terms for l in layers], dtype=np.int32), b,
-        stack([l.sign.direction for l in layers]), stack([l.sign.threshold for l in layers]),
-        stack([l.sign.offset for l in layers]), stack([l.scale for l in layers]),
+        stack([l.sign.direction for l in layers]), stack([l.sign.bound for l in layers]),
+        stack([l.scale for l in layers]),
         [(l.conv.weights, l.conv.grouped, l.conv.tap_sum) for l in layers[0::3]],
         [l.conv.weights for i, l in enumerate(layers) if i % 3])
 
