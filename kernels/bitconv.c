@@ -536,16 +536,10 @@ STAGE_NV(1) STAGE_NV(2) STAGE_NV(3) STAGE_NV(4) STAGE_NV(5) STAGE_NV(6) STAGE_NV
 typedef void (*stage_fn)(const bsrn_body *, int, int, const float *, float *, const uint64_t *const[3],
                          uint64_t *, int, int, int, int);
 
-/* All threads wait here until every one has arrived (a generation counter; spin, then yield). */
-static void barrier_wait(int64_t *sync, int threads) {
-    int64_t generation = __atomic_load_n(&sync[8], __ATOMIC_ACQUIRE);
-    if (__atomic_add_fetch(&sync[0], 1, __ATOMIC_ACQ_REL) == threads) {
-        __atomic_store_n(&sync[0], 0, __ATOMIC_RELAXED);
-        __atomic_store_n(&sync[8], generation + 1, __ATOMIC_RELEASE);
-        return;
-    }
-    for (int spins = 0; __atomic_load_n(&sync[8], __ATOMIC_ACQUIRE) == generation; spins++) {
-        if (spins > 4000) yield_cpu();
+/* Wait until another thread has finished an item (spin briefly, then yield the core). */
+static void wait_done(const int64_t *flag) {
+    for (int spins = 0; !__atomic_load_n(flag, __ATOMIC_ACQUIRE); spins++) {
+        if (spins > 2000) yield_cpu();
 #ifdef BSRN_X86
         else _mm_pause();
 #endif
@@ -553,7 +547,7 @@ static void barrier_wait(int64_t *sync, int threads) {
 }
 
 void bsrn_body_run(const bsrn_body *B, int first, int count, const float *in, float *out, int height,
-                   int width, uint64_t *ring, int thread, int threads, int64_t *sync) {
+                   int width, uint64_t *ring, int threads, int64_t *sync) {
     stage_fn stage = stage_row_portable;
 #ifdef BSRN_X86
     int all_avx2 = 1;
@@ -572,29 +566,45 @@ void bsrn_body_run(const bsrn_body *B, int first, int count, const float *in, fl
     else if (bitconv_path() >= 1) stage = stage_row_popcnt;
 #endif
     int words = B->words, stages = count + 1;
-    int x0 = (int)((int64_t)width * thread / threads), x1 = (int)((int64_t)width * (thread + 1) / threads);
-    int64_t ring_row = (int64_t)width * words;
+    int64_t ring_row = (int64_t)width * words, total = (int64_t)stages * height;
+    int64_t *next_item = sync, *done = sync + 16; /* done: [stages][height] flags */
 #define RING_ROW(j, r) (ring + ((int64_t)(j) * 4 + ((r) & 3)) * ring_row)
-    /* Stage 0 packs the input; stage s >= 1 runs block first + s - 1. At step t stage s works on
-     * row t - 2s: its inputs (rows up to t - 2s + 1 of the stage before) were finished one
-     * step earlier, and the 4-row ring of each block's input bits is never read and written
-     * in the same slot within a step. */
-    for (int t = 0; t < height + 2 * (stages - 1); t++) {
-        for (int s = 0; s < stages; s++) {
-            int y = t - 2 * s;
-            if (y < 0 || y >= height || x0 >= x1) continue;
-            if (s == 0) {
-                stage(B, -1, 3 * first, in, NULL, NULL, RING_ROW(0, y), y, x0, x1, width);
-                continue;
+#define WAIT(stage_, row_) \
+    if ((row_) >= 0 && (row_) < height) wait_done(&done[(int64_t)(stage_) * height + (row_)])
+    /* Items (stage s, row y): stage 0 packs the input, stage s >= 1 runs block first + s - 1. They
+     * are taken in wavefront order, step t = y + 2 s, so an item's inputs (rows up to y + 1 of the
+     * stage before) come from earlier steps; threads take the next item from a shared counter and
+     * wait only for the items it reads, or whose ring slot it overwrites (each block's input bits
+     * live in a ring of 4 rows). One thread runs them in order without any waiting. */
+    int t = 0, s = -1;
+    int64_t index = -1;
+    for (;;) {
+        int64_t k = threads > 1 ? __atomic_fetch_add(next_item, 1, __ATOMIC_RELAXED) : index + 1;
+        if (k >= total) break;
+        while (index < k) { /* this thread's walk through the order, up to item k */
+            if (++s == stages) s = 0, t++;
+            if (t - 2 * s >= 0 && t - 2 * s < height) index++;
+        }
+        int y = t - 2 * s;
+        if (threads > 1) {
+            if (s > 0) {
+                WAIT(s - 1, y - 1); WAIT(s - 1, y); WAIT(s - 1, y + 1);
             }
+            if (s + 1 < stages) {
+                WAIT(s + 1, y - 5); WAIT(s + 1, y - 4); WAIT(s + 1, y - 3);
+            }
+        }
+        if (s == 0) {
+            stage(B, -1, 3 * first, in, NULL, NULL, RING_ROW(0, y), y, 0, width, width);
+        } else {
             int j = s - 1;
             const uint64_t *rows[3] = {y > 0 ? RING_ROW(j, y - 1) : NULL, RING_ROW(j, y),
                                        y + 1 < height ? RING_ROW(j, y + 1) : NULL};
-            int last = j + 1 == count;
-            stage(B, first + j, 3 * (first + j + 1), j == 0 ? in : out, out, rows, last ? NULL : RING_ROW(j + 1, y),
-                  y, x0, x1, width);
+            stage(B, first + j, 3 * (first + j + 1), j == 0 ? in : out, out, rows,
+                  j + 1 == count ? NULL : RING_ROW(j + 1, y), y, 0, width, width);
         }
-        if (threads > 1) barrier_wait(sync, threads);
+        if (threads > 1) __atomic_store_n(&done[(int64_t)s * height + y], 1, __ATOMIC_RELEASE);
     }
+#undef WAIT
 #undef RING_ROW
 }

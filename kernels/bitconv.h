@@ -70,10 +70,11 @@ typedef struct {
  * (scale, RPReLU, skips, the BAM accumulation, thresholds and packing of the two 1x1 convs,
  * and of the next block's 3x3 input). Blocks run as a wavefront over rows (block j two rows
  * behind block j - 1), so the maps in flight stay in cache. ring: count * 4 * width * words
- * uint64 of scratch. With threads > 1, call it once per thread (thread = 0..threads-1, the same
- * other arguments, concurrently): each thread takes a band of columns and they meet at a
- * barrier after every step; sync: 16 int64 zeroed before the first thread starts. */
+ * uint64 of scratch. With threads > 1, call it from that many threads at once with the same
+ * arguments: the threads take (block, row) items from a shared counter and
+ * wait only for the items they depend on; sync: 16 + (count + 1) * height int64, zeroed before
+ * the first thread starts. */
 void bsrn_body_run(const bsrn_body *body, int first, int count, const float *in, float *out, int height,
-                   int width, uint64_t *ring, int thread, int threads, int64_t *sync);
+                   int width, uint64_t *ring, int threads, int64_t *sync);
 
 #endif

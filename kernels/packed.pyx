@@ -34,7 +34,7 @@ cdef extern from "bitconv.h":
                       int row_begin, int row_end) nogil
     void pack_signs(const float *x, int64_t pixels, int channels, int words, uint64_t *out) nogil
     void bsrn_body_run(const bsrn_body *body, int first, int count, const float *inp, float *out, int height,
-                       int width, uint64_t *ring, int thread, int threads, int64_t *sync) nogil
+                       int width, uint64_t *ring, int threads, int64_t *sync) nogil
 
 PATHS = {0: "portable", 1: "popcnt", 2: "avx2"}
 MAX_CHANNELS = BSRN_MAX_CHANNELS
@@ -193,20 +193,25 @@ cdef class Body:
         """uint64 words of scratch that run() needs for `count` blocks on maps `width` wide."""
         return count * 4 * width * self.body.words
 
+    def sync_size(self, int count, int height):
+        """int64 words of zeroed synchronisation state that run() needs."""
+        return 16 + (count + 1) * height
+
     def run(self, int first, int count, const float[:, ::1] inp, float[:, ::1] out, int height, int width,
-            uint64_t[::1] ring, int64_t[::1] sync, int thread, int threads):
+            uint64_t[::1] ring, int64_t[::1] sync, int threads):
         """Blocks [first, first + count) on the (height * width, channels) map inp into out; call once
-        per thread (thread = 0 .. threads - 1) concurrently, sharing ring and a zeroed sync (16 int64)."""
+        from each of `threads` threads at once with the same arguments: a shared ring and a zeroed sync
+        (sync_size(count, height) int64)."""
         if not (0 <= first and 1 <= count and first + count <= self.blocks):
             raise ValueError("Body.run: bad block range")
         if height < 1 or width < 1 or inp.shape[0] != <int64_t>height * width or inp.shape[1] != self.channels:
             raise ValueError("Body.run: the input map does not match height, width and channels")
         if out.shape[0] != inp.shape[0] or out.shape[1] != inp.shape[1]:
             raise ValueError("Body.run: the output map does not match the input")
-        if ring.shape[0] < self.ring_size(count, width) or sync.shape[0] < 16:
+        if ring.shape[0] < self.ring_size(count, width) or sync.shape[0] < self.sync_size(count, height):
             raise ValueError("Body.run: scratch too small")
-        if not (0 <= thread < threads):
-            raise ValueError("Body.run: bad thread index")
+        if threads < 1:
+            raise ValueError("Body.run: bad thread count")
         with nogil:
-            bsrn_body_run(&self.body, first, count, &inp[0, 0], &out[0, 0], height, width, &ring[0], thread,
-                          threads, &sync[0])
+            bsrn_body_run(&self.body, first, count, &inp[0, 0], &out[0, 0], height, width, &ring[0], threads,
+                          &sync[0])

@@ -113,13 +113,14 @@ class PackedBSRN:
     def run_blocks(self, first: int, count: int, inp: np.ndarray, out: np.ndarray, height: int, width: int) -> None:
         """Blocks [first, first + count) on the (pixels, C) map ``inp`` into ``out`` (may be ``inp``).
 
-        The C driver splits columns over the threads, which meet at a barrier after every row step."""
-        threads = max(1, min(self.threads, width))
+        The threads of the C driver take (block, row) items in wavefront order and wait only for
+        the items each one reads."""
+        threads = max(1, min(self.threads, height))
         ring = self._buffer("ring", (self.body.ring_size(count, width),), np.uint64)
-        sync = np.zeros(16, dtype=np.int64)
+        sync = np.zeros(self.body.sync_size(count, height), dtype=np.int64)
         args = (first, count, inp, out, height, width, ring, sync)
-        jobs = [self.pool.submit(self.body.run, *args, t, threads) for t in range(1, threads)]
-        self.body.run(*args, 0, threads)
+        jobs = [self.pool.submit(self.body.run, *args, threads) for _ in range(1, threads)]
+        self.body.run(*args, threads)
         for job in jobs:
             job.result()
 
