@@ -1,4 +1,5 @@
-/* Binary convolutions as XOR + popcount over bit-packed channels.
+/* Binary convolutions as XOR + popcount over bit-packed channels, and the fused LB-block
+ * driver of the packed backend.
  *
  * A +-1 value is one bit (1 for -1). For two packed vectors of n valid channels the dot
  * product is n - 2 * popcount(a XOR w); padding bits are 0 in both, so they never count.
@@ -8,169 +9,25 @@
  */
 #include "bitconv.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #define BSRN_X86 1
 #include <immintrin.h>
 #endif
-
-static inline int popcount_portable(uint64_t x) {
-    x = x - ((x >> 1) & 0x5555555555555555ULL);
-    x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
-    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
-    return (int)((x * 0x0101010101010101ULL) >> 56);
-}
-
-/* One kernel body, instantiated per popcount flavour. POP is the popcount expression. */
-#define DEFINE_KERNELS(SUFFIX, ATTR, POP)                                                       \
-    ATTR static void conv3x3_##SUFFIX(const uint64_t *act, int height, int width, int words,   \
-                                      int cin, const uint64_t *wts, int cout, int32_t *out,    \
-                                      int row_begin, int row_end) {                            \
-        for (int y = row_begin; y < row_end; y++) {                                             \
-            for (int x = 0; x < width; x++) {                                                   \
-                int32_t *o = out + ((int64_t)y * width + x) * cout;                            \
-                int valid_taps = 0;                                                             \
-                int tap_index[9];                                                               \
-                const uint64_t *tap_act[9];                                                     \
-                for (int dy = -1; dy <= 1; dy++) {                                              \
-                    int yy = y + dy;                                                            \
-                    if (yy < 0 || yy >= height) continue;                                       \
-                    for (int dx = -1; dx <= 1; dx++) {                                          \
-                        int xx = x + dx;                                                        \
-                        if (xx < 0 || xx >= width) continue;                                    \
-                        tap_index[valid_taps] = (dy + 1) * 3 + (dx + 1);                        \
-                        tap_act[valid_taps] = act + ((int64_t)yy * width + xx) * words;        \
-                        valid_taps++;                                                           \
-                    }                                                                           \
-                }                                                                               \
-                for (int c = 0; c < cout; c++) {                                                \
-                    const uint64_t *wc = wts + (int64_t)c * 9 * words;                          \
-                    int differing = 0;                                                          \
-                    for (int t = 0; t < valid_taps; t++) {                                      \
-                        const uint64_t *a = tap_act[t];                                         \
-                        const uint64_t *w = wc + tap_index[t] * words;                          \
-                        for (int k = 0; k < words; k++) differing += POP(a[k] ^ w[k]);         \
-                    }                                                                           \
-                    o[c] = valid_taps * cin - 2 * differing;                                    \
-                }                                                                               \
-            }                                                                                   \
-        }                                                                                       \
-    }                                                                                           \
-    ATTR static void conv1x1_##SUFFIX(const uint64_t *act, int height, int width, int words,   \
-                                      int cin, const uint64_t *wts, int cout, int32_t *out,    \
-                                      int row_begin, int row_end) {                            \
-        (void)height;                                                                           \
-        for (int64_t p = (int64_t)row_begin * width; p < (int64_t)row_end * width; p++) {      \
-            const uint64_t *a = act + p * words;                                                \
-            int32_t *o = out + p * cout;                                                        \
-            for (int c = 0; c < cout; c++) {                                                    \
-                const uint64_t *w = wts + (int64_t)c * words;                                   \
-                int differing = 0;                                                              \
-                for (int k = 0; k < words; k++) differing += POP(a[k] ^ w[k]);                 \
-                o[c] = cin - 2 * differing;                                                     \
-            }                                                                                   \
-        }                                                                                       \
-    }
-
-DEFINE_KERNELS(portable, , popcount_portable)
-
-#ifdef BSRN_X86
-#define POPCNT_ATTR __attribute__((target("popcnt")))
-POPCNT_ATTR static inline int popcount_hw(uint64_t x) { return (int)_mm_popcnt_u64(x); }
-DEFINE_KERNELS(popcnt, POPCNT_ATTR, popcount_hw)
-
-/* AVX2: 4 output channels per register; per-byte popcount by nibble lookup (vpshufb),
- * summed per 64-bit lane with vpsadbw. Used when activations fit one word (cin <= 64). */
-#define AVX2_ATTR __attribute__((target("avx2,popcnt")))
-AVX2_ATTR static inline __m256i popcount_bytes(__m256i v) {
-    const __m256i lookup = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
-                                            0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
-    const __m256i low = _mm256_set1_epi8(0x0f);
-    __m256i lo = _mm256_shuffle_epi8(lookup, _mm256_and_si256(v, low));
-    __m256i hi = _mm256_shuffle_epi8(lookup, _mm256_and_si256(_mm256_srli_epi16(v, 4), low));
-    return _mm256_add_epi8(lo, hi);
-}
-
-/* Sum the byte counts of each 64-bit lane. */
-AVX2_ATTR static inline __m256i sum_lanes(__m256i bytes) {
-    return _mm256_sad_epu8(bytes, _mm256_setzero_si256());
-}
-
-AVX2_ATTR static inline __m256i popcount_lanes(__m256i v) { return sum_lanes(popcount_bytes(v)); }
-
-/* Weights regrouped for AVX2 by the caller-independent helper below: for 3x3,
- * [cout/4 groups][9 taps][4 lanes]; tail channels handled by the POPCNT path. */
-AVX2_ATTR static void conv3x3_avx2_one_word(const uint64_t *act, int height, int width, int cin,
-                                            const uint64_t *wts, int cout, int32_t *out,
-                                            int row_begin, int row_end) {
-    int groups = cout / 4;
-    /* Regroup the weights as [group][tap][4 lanes] so each tap is one 256-bit load. */
-    uint64_t *grouped = malloc(sizeof(uint64_t) * (size_t)(groups > 0 ? groups : 1) * 36);
-    if (!grouped) {
-        conv3x3_popcnt(act, height, width, 1, cin, wts, cout, out, row_begin, row_end);
-        return;
-    }
-    for (int g = 0; g < groups; g++)
-        for (int t = 0; t < 9; t++)
-            for (int l = 0; l < 4; l++) grouped[(g * 9 + t) * 4 + l] = wts[(int64_t)(4 * g + l) * 9 + t];
-    for (int y = row_begin; y < row_end; y++) {
-        for (int x = 0; x < width; x++) {
-            int32_t *o = out + ((int64_t)y * width + x) * cout;
-            int valid_taps = 0, tap_index[9];
-            uint64_t tap_word[9];
-            for (int dy = -1; dy <= 1; dy++) {
-                int yy = y + dy;
-                if (yy < 0 || yy >= height) continue;
-                for (int dx = -1; dx <= 1; dx++) {
-                    int xx = x + dx;
-                    if (xx < 0 || xx >= width) continue;
-                    tap_index[valid_taps] = (dy + 1) * 3 + (dx + 1);
-                    tap_word[valid_taps] = act[(int64_t)yy * width + xx];
-                    valid_taps++;
-                }
-            }
-            for (int g = 0; g < groups; g++) {
-                /* Byte counts of up to 9 taps stay below 256 (9 x 8), so one sum at the end. */
-                __m256i acc = _mm256_setzero_si256();
-                for (int t = 0; t < valid_taps; t++) {
-                    __m256i w = _mm256_loadu_si256((const __m256i *)(grouped + (g * 9 + tap_index[t]) * 4));
-                    __m256i a = _mm256_set1_epi64x((long long)tap_word[t]);
-                    acc = _mm256_add_epi8(acc, popcount_bytes(_mm256_xor_si256(a, w)));
-                }
-                int64_t lanes[4];
-                _mm256_storeu_si256((__m256i *)lanes, sum_lanes(acc));
-                for (int l = 0; l < 4; l++) o[4 * g + l] = valid_taps * cin - 2 * (int32_t)lanes[l];
-            }
-            for (int c = 4 * groups; c < cout; c++) {
-                int differing = 0;
-                for (int t = 0; t < valid_taps; t++)
-                    differing += popcount_hw(tap_word[t] ^ wts[(int64_t)c * 9 + tap_index[t]]);
-                o[c] = valid_taps * cin - 2 * differing;
-            }
-        }
-    }
-    free(grouped);
-}
-
-AVX2_ATTR static void conv1x1_avx2_one_word(const uint64_t *act, int width, int cin,
-                                            const uint64_t *wts, int cout, int32_t *out,
-                                            int row_begin, int row_end) {
-    int groups = cout / 4;
-    for (int64_t p = (int64_t)row_begin * width; p < (int64_t)row_end * width; p++) {
-        __m256i a = _mm256_set1_epi64x((long long)act[p]);
-        int32_t *o = out + p * cout;
-        for (int g = 0; g < groups; g++) {
-            __m256i w = _mm256_loadu_si256((const __m256i *)(wts + 4 * g));
-            int64_t lanes[4];
-            _mm256_storeu_si256((__m256i *)lanes, popcount_lanes(_mm256_xor_si256(a, w)));
-            for (int l = 0; l < 4; l++) o[4 * g + l] = cin - 2 * (int32_t)lanes[l];
-        }
-        for (int c = 4 * groups; c < cout; c++) o[c] = cin - 2 * popcount_hw(act[p] ^ wts[c]);
-    }
-}
+#if defined(_WIN32)
+#include <windows.h>
+static void yield_cpu(void) { SwitchToThread(); }
+#else
+#include <sched.h>
+static void yield_cpu(void) { sched_yield(); }
 #endif
+
+#define INLINE static inline __attribute__((always_inline))
+/* At most this many groups of 4 output channels in the AVX2 kernels (64 channels). */
+#define AVX2_MAX_GROUPS 16
+
+/* ---------------------------------------------------------------- dispatch */
 
 static int chosen_path = -1;
 
@@ -194,43 +51,242 @@ int bitconv_set_path(int path) {
     return chosen_path;
 }
 
-void bitconv3x3(const uint64_t *act, int height, int width, int words, int cin,
-                const uint64_t *wts, int cout, int32_t *out, int row_begin, int row_end) {
-    switch (bitconv_path()) {
-#ifdef BSRN_X86
-    case 2:
-        if (words == 1) {
-            conv3x3_avx2_one_word(act, height, width, cin, wts, cout, out, row_begin, row_end);
-            return;
-        }
-        /* fall through */
-    case 1:
-        conv3x3_popcnt(act, height, width, words, cin, wts, cout, out, row_begin, row_end);
-        return;
-#endif
-    default:
-        conv3x3_portable(act, height, width, words, cin, wts, cout, out, row_begin, row_end);
+/* ---------------------------------------------------------------- weight layouts */
+
+int bitconv_concat_words(int cin) { return (9 * cin + 63) / 64; }
+
+int64_t bitconv_grouped_size(int cin, int cout) {
+    if (cin > 64) return 0;
+    return (int64_t)(cout / 4) * bitconv_concat_words(cin) * 4;
+}
+
+/* The 9 taps (cin <= 64 bits each, higher bits 0) as one bit string, tap t at bit t * cin. */
+INLINE void concat_taps(const uint64_t *tap, int cin, uint64_t *dst, int n_words) {
+    for (int j = 0; j < n_words; j++) dst[j] = 0;
+    for (int t = 0; t < 9; t++) {
+        int offset = t * cin, j = offset >> 6, shift = offset & 63;
+        dst[j] |= tap[t] << shift;
+        if (shift && shift + cin > 64) dst[j + 1] |= tap[t] >> (64 - shift);
     }
 }
 
-void bitconv1x1(const uint64_t *act, int height, int width, int words, int cin,
-                const uint64_t *wts, int cout, int32_t *out, int row_begin, int row_end) {
-    switch (bitconv_path()) {
-#ifdef BSRN_X86
-    case 2:
-        if (words == 1) {
-            conv1x1_avx2_one_word(act, width, cin, wts, cout, out, row_begin, row_end);
-            return;
+static inline int popcount_portable(uint64_t x) {
+    x = x - ((x >> 1) & 0x5555555555555555ULL);
+    x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+    x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+    return (int)((x * 0x0101010101010101ULL) >> 56);
+}
+
+void bitconv_prepare3x3(const uint64_t *wts, int cin, int cout, int words, uint64_t *grouped,
+                        int32_t *tap_sum) {
+    for (int c = 0; c < cout; c++)
+        for (int t = 0; t < 9; t++) {
+            int differing = 0;
+            for (int k = 0; k < words; k++) differing += popcount_portable(wts[((int64_t)c * 9 + t) * words + k]);
+            tap_sum[t * cout + c] = cin - 2 * differing;
         }
-        /* fall through */
-    case 1:
-        conv1x1_popcnt(act, height, width, words, cin, wts, cout, out, row_begin, row_end);
-        return;
-#endif
-    default:
-        conv1x1_portable(act, height, width, words, cin, wts, cout, out, row_begin, row_end);
+    if (cin > 64 || !grouped) return;
+    int n_words = bitconv_concat_words(cin);
+    uint64_t concat[9];
+    for (int c = 0; c < cout / 4 * 4; c++) {
+        concat_taps(wts + (int64_t)c * 9, cin, concat, n_words);
+        for (int j = 0; j < n_words; j++) grouped[((int64_t)(c / 4) * n_words + j) * 4 + (c % 4)] = concat[j];
     }
 }
+
+/* ---------------------------------------------------------------- per-pixel convolutions */
+
+/* Taps of the 3x3 window at column x from three row pointers (NULL: row outside the image);
+ * returns the bit mask of taps outside the image, whose words are set to 0 (+1 padding). */
+INLINE int gather_taps(const uint64_t *const rows[3], int x, int width, int words, const uint64_t **tap) {
+    static const uint64_t zeros[BSRN_MAX_CHANNELS / 64] = {0};
+    int outside = 0;
+    for (int dy = 0; dy < 3; dy++)
+        for (int dx = 0; dx < 3; dx++) {
+            int t = dy * 3 + dx, xx = x + dx - 1;
+            if (rows[dy] && xx >= 0 && xx < width) {
+                tap[t] = rows[dy] + (int64_t)xx * words;
+            } else {
+                tap[t] = zeros;
+                outside |= 1 << t;
+            }
+        }
+    return outside;
+}
+
+/* Zero padding: taps outside the image were counted as +1 inputs; take their sums back out. */
+INLINE void correct_border(int outside, const int32_t *tap_sum, int cout, int32_t *counts) {
+    for (int t = 0; t < 9; t++)
+        if (outside & (1 << t))
+            for (int c = 0; c < cout; c++) counts[c] -= tap_sum[t * cout + c];
+}
+
+/* Scalar kernels for any word count; POP is the popcount flavour. */
+#define DEFINE_SCALAR_CONVS(SUFFIX, ATTR, POP)                                                     \
+    ATTR static void conv3x3_pixel_##SUFFIX(const bitconv_layer *L, const uint64_t *const rows[3], \
+                                            int x, int width, int32_t *counts) {                   \
+        const uint64_t *tap[9];                                                                    \
+        int words = L->words;                                                                      \
+        int outside = gather_taps(rows, x, width, words, tap);                                     \
+        for (int c = 0; c < L->cout; c++) {                                                        \
+            const uint64_t *w = L->wts + (int64_t)c * 9 * words;                                   \
+            int differing = 0;                                                                     \
+            for (int t = 0; t < 9; t++)                                                            \
+                for (int k = 0; k < words; k++) differing += POP(tap[t][k] ^ w[t * words + k]);    \
+            counts[c] = 9 * L->cin - 2 * differing;                                                \
+        }                                                                                          \
+        if (outside) correct_border(outside, L->tap_sum, L->cout, counts);                         \
+    }                                                                                              \
+    ATTR static void conv1x1_pixel_##SUFFIX(const bitconv_layer *L, const uint64_t *a, int32_t *counts) { \
+        int words = L->words;                                                                      \
+        for (int c = 0; c < L->cout; c++) {                                                        \
+            const uint64_t *w = L->wts + (int64_t)c * words;                                       \
+            int differing = 0;                                                                     \
+            for (int k = 0; k < words; k++) differing += POP(a[k] ^ w[k]);                         \
+            counts[c] = L->cin - 2 * differing;                                                    \
+        }                                                                                          \
+    }
+
+DEFINE_SCALAR_CONVS(portable, , popcount_portable)
+
+#ifdef BSRN_X86
+#define POPCNT_ATTR __attribute__((target("popcnt")))
+POPCNT_ATTR static inline int popcount_hw(uint64_t x) { return (int)_mm_popcnt_u64(x); }
+DEFINE_SCALAR_CONVS(popcnt, POPCNT_ATTR, popcount_hw)
+
+/* AVX2, for cin <= 64 (one word per pixel): 4 output channels per register; per-byte
+ * popcount by nibble lookup (vpshufb), summed per 64-bit lane with vpsadbw. */
+#define AVX2_ATTR __attribute__((target("avx2,popcnt")))
+
+AVX2_ATTR static inline __attribute__((always_inline)) __m256i popcount_bytes(__m256i v) {
+    const __m256i lookup = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+                                            0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+    const __m256i low = _mm256_set1_epi8(0x0f);
+    __m256i lo = _mm256_shuffle_epi8(lookup, _mm256_and_si256(v, low));
+    __m256i hi = _mm256_shuffle_epi8(lookup, _mm256_and_si256(_mm256_srli_epi16(v, 4), low));
+    return _mm256_add_epi8(lo, hi);
+}
+
+/* Per-lane sums of byte counts (4 x int64, each < 65536). */
+AVX2_ATTR static inline __attribute__((always_inline)) __m256i sum_lanes(__m256i bytes) { return _mm256_sad_epu8(bytes, _mm256_setzero_si256()); }
+
+/* counts[c] = total - 2 * popcount for the 4 * groups channels whose lane sums are in sums. */
+AVX2_ATTR static inline __attribute__((always_inline)) void store_counts(const __m256i *sums, int groups, int32_t total, int32_t *counts) {
+    const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    const __m256i base = _mm256_set1_epi32(total);
+    int g = 0;
+    for (; g + 2 <= groups; g += 2) {
+        /* lanes of group g in the low halves, of group g + 1 in the high halves: reorder to 8 x int32 */
+        __m256i both = _mm256_or_si256(sums[g], _mm256_slli_epi64(sums[g + 1], 32));
+        __m256i ordered = _mm256_permutevar8x32_epi32(both, order);
+        _mm256_storeu_si256((__m256i *)(counts + 4 * g), _mm256_sub_epi32(base, _mm256_slli_epi32(ordered, 1)));
+    }
+    if (g < groups) {
+        int64_t lanes[4];
+        _mm256_storeu_si256((__m256i *)lanes, sums[g]);
+        for (int l = 0; l < 4; l++) counts[4 * g + l] = total - 2 * (int32_t)lanes[l];
+    }
+}
+
+/* The kernels as always-inlined bodies so that callers with compile-time channel counts get
+ * fully unrolled loops; cin and cout are the layer's (passed in as constants where known). */
+#define AVX2_INLINE AVX2_ATTR static inline __attribute__((always_inline))
+
+AVX2_INLINE void conv3x3_avx2_core(const bitconv_layer *L, const uint64_t *const rows[3], int x, int width,
+                                   int32_t *counts, const int cin, const int cout) {
+    uint64_t word[9], concat[9];
+    int outside = 0;
+    if (rows[0] && rows[2] && x > 0 && x + 1 < width) { /* interior: no bounds checks */
+        for (int dy = 0; dy < 3; dy++)
+            for (int dx = 0; dx < 3; dx++) word[dy * 3 + dx] = rows[dy][x + dx - 1];
+    } else {
+        const uint64_t *tap[9];
+        outside = gather_taps(rows, x, width, 1, tap);
+        for (int t = 0; t < 9; t++) word[t] = tap[t][0];
+    }
+    const int groups = cout / 4, n_words = (9 * cin + 63) / 64;
+    concat_taps(word, cin, concat, n_words);
+    /* The 9 taps take n_words words (7 for 48 channels) instead of 9: a quarter less work. */
+    __m256i a[9], sums[AVX2_MAX_GROUPS];
+    for (int j = 0; j < n_words; j++) a[j] = _mm256_set1_epi64x((long long)concat[j]);
+    const __m256i *w = (const __m256i *)L->grouped;
+    for (int g = 0; g < groups; g++) {
+        /* byte counts stay below 256 (at most 9 words x 8 bits) */
+        __m256i acc = popcount_bytes(_mm256_xor_si256(a[0], _mm256_loadu_si256(w + g * n_words)));
+        for (int j = 1; j < n_words; j++)
+            acc = _mm256_add_epi8(acc, popcount_bytes(_mm256_xor_si256(a[j], _mm256_loadu_si256(w + g * n_words + j))));
+        sums[g] = sum_lanes(acc);
+    }
+    store_counts(sums, groups, 9 * cin, counts);
+    for (int c = 4 * groups; c < cout; c++) {
+        int differing = 0;
+        for (int t = 0; t < 9; t++) differing += popcount_hw(word[t] ^ L->wts[(int64_t)c * 9 + t]);
+        counts[c] = 9 * cin - 2 * differing;
+    }
+    if (outside) correct_border(outside, L->tap_sum, cout, counts);
+}
+
+AVX2_INLINE void conv1x1_avx2_core(const bitconv_layer *L, uint64_t act, int32_t *counts, const int cin,
+                                   const int cout) {
+    const int groups = cout / 4;
+    __m256i a = _mm256_set1_epi64x((long long)act), sums[AVX2_MAX_GROUPS];
+    const __m256i *w = (const __m256i *)L->wts;
+    for (int g = 0; g < groups; g++) sums[g] = sum_lanes(popcount_bytes(_mm256_xor_si256(a, _mm256_loadu_si256(w + g))));
+    store_counts(sums, groups, cin, counts);
+    for (int c = 4 * groups; c < cout; c++) counts[c] = cin - 2 * popcount_hw(act ^ L->wts[c]);
+}
+
+AVX2_ATTR static void conv3x3_pixel_avx2(const bitconv_layer *L, const uint64_t *const rows[3], int x, int width,
+                                         int32_t *counts) {
+    conv3x3_avx2_core(L, rows, x, width, counts, L->cin, L->cout);
+}
+
+AVX2_ATTR static void conv1x1_pixel_avx2(const bitconv_layer *L, const uint64_t *act, int32_t *counts) {
+    conv1x1_avx2_core(L, act[0], counts, L->cin, L->cout);
+}
+#endif
+
+/* The AVX2 kernels need one word per pixel, the regrouped 3x3 weights and few enough groups. */
+static int use_avx2(const bitconv_layer *L) {
+    return bitconv_path() == 2 && L->words == 1 && L->cout / 4 <= AVX2_MAX_GROUPS &&
+           (L->ksize == 1 || L->grouped != NULL);
+}
+
+/* ---------------------------------------------------------------- map-level convolution */
+
+void bitconv_rows(const bitconv_layer *L, const uint64_t *act, int height, int width, int32_t *out,
+                  int row_begin, int row_end) {
+    int path = bitconv_path(), words = L->words;
+#ifdef BSRN_X86
+    int avx2 = use_avx2(L);
+#endif
+    for (int y = row_begin; y < row_end; y++) {
+        const uint64_t *rows[3] = {y > 0 ? act + (int64_t)(y - 1) * width * words : NULL,
+                                   act + (int64_t)y * width * words,
+                                   y + 1 < height ? act + (int64_t)(y + 1) * width * words : NULL};
+        for (int x = 0; x < width; x++) {
+            int32_t *o = out + ((int64_t)y * width + x) * L->cout;
+            const uint64_t *a = rows[1] + (int64_t)x * words;
+#ifdef BSRN_X86
+            if (avx2) {
+                if (L->ksize == 3) conv3x3_pixel_avx2(L, rows, x, width, o);
+                else conv1x1_pixel_avx2(L, a, o);
+                continue;
+            }
+            if (path >= 1) {
+                if (L->ksize == 3) conv3x3_pixel_popcnt(L, rows, x, width, o);
+                else conv1x1_pixel_popcnt(L, a, o);
+                continue;
+            }
+#endif
+            (void)path;
+            if (L->ksize == 3) conv3x3_pixel_portable(L, rows, x, width, o);
+            else conv1x1_pixel_portable(L, a, o);
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- float helpers */
 
 void pack_signs(const float *x, int64_t pixels, int channels, int words, uint64_t *out) {
     for (int64_t p = 0; p < pixels; p++) {
@@ -245,104 +301,310 @@ void pack_signs(const float *x, int64_t pixels, int channels, int words, uint64_
     }
 }
 
-#define BSRN_MAX_TERMS 64
-
-/* sign(BN(v)) as a branch-free test: bit = (direction * (v - threshold) + offset) < 0 with
- * direction +1 (positive gain), -1 (negative gain: the test flips) or 0 (zero gain: the
- * offset, -1 or +1, is the constant sign). */
-static void fold_directions(int channels, const uint8_t *above, const int8_t *constant, float *direction,
-                            float *offset) {
-    for (int c = 0; c < channels; c++) {
-        if (constant[c] >= 0) {
-            direction[c] = 0.0f;
-            offset[c] = constant[c] ? -1.0f : 1.0f;
-        } else {
-            direction[c] = above[c] ? -1.0f : 1.0f;
-            offset[c] = 0.0f;
-        }
-    }
-}
-
-/* Sum of n floats with 8 independent partial sums (a serial sum is latency-bound). */
-static inline float sum_floats(const float *restrict a, int n) {
+/* Mean of n floats with 8 independent partial sums (a serial sum is latency-bound). */
+INLINE float mean_floats(const float *restrict a, int n) {
     float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int c = 0;
     for (; c + 8 <= n; c += 8)
         for (int l = 0; l < 8; l++) part[l] += a[c + l];
     float total = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
     for (; c < n; c++) total += a[c];
-    return total;
+    return total / (float)n;
 }
 
-/* Bits of (v[j] < 0) for j < count (count <= 64). */
-static inline uint64_t negative_bits_portable(const float *v, int count) {
-    uint64_t bits = 0;
-    for (int j = 0; j < count; j++) bits |= (uint64_t)(v[j] < 0.0f) << j;
-    return bits;
+/* Bits of (v[c] < 0), 64 channels per word, padding bits 0. */
+INLINE void negative_bits_portable(const float *v, int channels, int words, uint64_t *out) {
+    for (int k = 0; k < words; k++) {
+        int end = channels - 64 * k < 64 ? channels - 64 * k : 64;
+        uint64_t bits = 0;
+        for (int j = 0; j < end; j++) bits |= (uint64_t)(v[64 * k + j] < 0.0f) << j;
+        out[k] = bits;
+    }
 }
 
 #ifdef BSRN_X86
-AVX2_ATTR static uint64_t negative_bits_avx2(const float *v, int count) {
-    uint64_t bits = 0;
-    int j = 0;
+AVX2_ATTR static inline void negative_bits_avx2(const float *v, int channels, int words, uint64_t *out) {
     const __m256 zero = _mm256_setzero_ps();
-    for (; j + 8 <= count; j += 8)
-        bits |= (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(v + j), zero, _CMP_LT_OQ)) << j;
-    for (; j < count; j++) bits |= (uint64_t)(v[j] < 0.0f) << j;
+    for (int k = 0; k < words; k++) {
+        int end = channels - 64 * k < 64 ? channels - 64 * k : 64, j = 0;
+        const float *u = v + 64 * k;
+        uint64_t bits = 0;
+        for (; j + 8 <= end; j += 8)
+            bits |= (uint64_t)(unsigned)_mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(u + j), zero, _CMP_LT_OQ)) << j;
+        for (; j < end; j++) bits |= (uint64_t)(u[j] < 0.0f) << j;
+        out[k] = bits;
+    }
+}
+#endif
+
+/* ---------------------------------------------------------------- the fused block pass */
+
+/* BAM accumulation of the last n of `acts` for layer `layer`, the folded-BN sign and packing. */
+#define ACCUMULATE_AND_PACK(NEGBITS, body, layer, acts, means, n_acts, v, out)                      \
+    do {                                                                                             \
+        const bsrn_body *B_ = (body);                                                                \
+        int C_ = B_->channels, n_ = B_->n_terms[layer], first_ = (n_acts) - n_;                      \
+        const float *b_ = B_->b + (int64_t)(layer) * 3;                                              \
+        for (int j_ = 0; j_ < n_; j_++) {                                                            \
+            const float *restrict a_ = (acts)[first_ + j_];                                          \
+            float k_ = B_->learned ? b_[j_] * (means)[first_ + j_] : b_[j_];                         \
+            if (j_ == 0)                                                                             \
+                for (int c = 0; c < C_; c++) (v)[c] = k_ * a_[c];                                    \
+            else                                                                                     \
+                for (int c = 0; c < C_; c++) (v)[c] += k_ * a_[c];                                   \
+        }                                                                                            \
+        const float *restrict d_ = B_->direction + (int64_t)(layer) * C_;                            \
+        const float *restrict t_ = B_->bound + (int64_t)(layer) * C_;                                \
+        /* d v < t exactly when d v - t < 0 (IEEE subtraction of distinct floats is never 0) */       \
+        for (int c = 0; c < C_; c++) (v)[c] = d_[c] * (v)[c] - t_[c];                                \
+        NEGBITS((v), C_, B_->words, (out));                                                          \
+    } while (0)
+
+/* One row band [x0, x1) of row y for one stage: block < 0 packs the input of block `first`;
+ * otherwise block `block` runs on src and writes dst, and the next block's 3x3 input bits
+ * (when next_bits is not NULL). */
+#define DEFINE_STAGE(SUFFIX, ATTR, CONV3, CONV1, NEGBITS)                                            \
+    ATTR static void stage_row_##SUFFIX(const bsrn_body *B, int block, int next_layer, const float *src,  \
+                                        float *dst, const uint64_t *const rows[3], uint64_t *next_bits, \
+                                        int y, int x0, int x1, int width) {                          \
+        int C = B->channels, words = B->words;                                                       \
+        float buffers[3][BSRN_MAX_CHANNELS], v[BSRN_MAX_CHANNELS];                                   \
+        int32_t counts[BSRN_MAX_CHANNELS];                                                           \
+        uint64_t bits[BSRN_MAX_CHANNELS / 64];                                                       \
+        for (int x = x0; x < x1; x++) {                                                              \
+            int64_t p = (int64_t)y * width + x;                                                      \
+            const float *acts[4];                                                                    \
+            float means[4];                                                                          \
+            acts[0] = src + p * C;                                                                   \
+            means[0] = B->learned ? mean_floats(acts[0], C) : 0.0f;                                  \
+            if (block < 0) {                                                                         \
+                ACCUMULATE_AND_PACK(NEGBITS, B, next_layer, acts, means, 1, v, next_bits + (int64_t)x * words); \
+                continue;                                                                            \
+            }                                                                                        \
+            int n_acts = 1;                                                                          \
+            for (int i = 0; i < 3; i++) {                                                            \
+                int layer = 3 * block + i;                                                           \
+                if (i == 0) {                                                                        \
+                    CONV3(&B->conv3[block], rows, x, width, counts);                                 \
+                } else {                                                                             \
+                    ACCUMULATE_AND_PACK(NEGBITS, B, layer, acts, means, n_acts, v, bits);            \
+                    CONV1(&B->conv1[2 * block + i - 1], bits, counts);                               \
+                }                                                                                    \
+                const float *restrict scale = B->scale + (int64_t)layer * C;                         \
+                float *restrict h = buffers[i];                                                      \
+                for (int c = 0; c < C; c++) h[c] = (float)counts[c] * scale[c];                      \
+                if (B->rprelu) {                                                                     \
+                    const float *restrict s_in = B->shift_in + (int64_t)layer * C;                   \
+                    const float *restrict slope = B->slope + (int64_t)layer * C;                     \
+                    const float *restrict s_out = B->shift_out + (int64_t)layer * C;                 \
+                    for (int c = 0; c < C; c++) {                                                    \
+                        float z = h[c] - s_in[c];                                                    \
+                        h[c] = (z > 0.0f ? z : 0.0f) + slope[c] * (z < 0.0f ? z : 0.0f) + s_out[c];  \
+                    }                                                                                \
+                }                                                                                    \
+                if (B->fp_skip) {                                                                    \
+                    const float *restrict prev = acts[n_acts - 1];                                   \
+                    for (int c = 0; c < C; c++) h[c] = prev[c] + h[c];                               \
+                }                                                                                    \
+                acts[n_acts] = h;                                                                    \
+                means[n_acts] = B->learned ? mean_floats(h, C) : 0.0f;                               \
+                n_acts++;                                                                            \
+            }                                                                                        \
+            float *o = dst + p * C; /* may be acts[0] (in place): no restrict */                     \
+            const float *last = acts[3], *in = acts[0];                                              \
+            if (B->fp_skip)                                                                          \
+                for (int c = 0; c < C; c++) o[c] = last[c];                                          \
+            else                                                                                     \
+                for (int c = 0; c < C; c++) o[c] = in[c] + last[c];                                  \
+            if (next_bits) {                                                                         \
+                acts[0] = o;                                                                         \
+                means[0] = B->learned ? mean_floats(o, C) : 0.0f;                                    \
+                ACCUMULATE_AND_PACK(NEGBITS, B, next_layer, acts, means, 1, v, next_bits + (int64_t)x * words); \
+            }                                                                                        \
+        }                                                                                            \
+    }
+
+DEFINE_STAGE(portable, , conv3x3_pixel_portable, conv1x1_pixel_portable, negative_bits_portable)
+#ifdef BSRN_X86
+DEFINE_STAGE(popcnt, POPCNT_ATTR, conv3x3_pixel_popcnt, conv1x1_pixel_popcnt, negative_bits_portable)
+DEFINE_STAGE(avx2, AVX2_ATTR, conv3x3_pixel_avx2, conv1x1_pixel_avx2, negative_bits_avx2)
+#endif
+
+
+#ifdef BSRN_X86
+/* The same pass hand-vectorised for channels a multiple of 8 and at most 64 (one word per
+ * pixel): every map of the block stays in registers or on the stack, 8 channels per vector. */
+#define VMAX 8
+
+AVX2_INLINE float mean_vec(const __m256 *a, int nv, int channels) {
+    __m256 s = a[0];
+    for (int q = 1; q < nv; q++) s = _mm256_add_ps(s, a[q]);
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h) / (float)channels;
+}
+
+/* BAM accumulation of the last n_terms of acts, the folded-BN sign, packed into one word. */
+AVX2_INLINE uint64_t accumulate_sign_vec(const bsrn_body *B, int layer, __m256 acts[][VMAX],
+                                         const float *means, int n_acts, const int nv, const int learned) {
+    int n = B->n_terms[layer], first = n_acts - n, C = B->channels;
+    const float *b = B->b + (int64_t)layer * 3;
+    const float *d = B->direction + (int64_t)layer * C, *t = B->bound + (int64_t)layer * C;
+    __m256 v[VMAX];
+    __m256 k = _mm256_set1_ps(learned ? b[0] * means[first] : b[0]);
+    for (int q = 0; q < nv; q++) v[q] = _mm256_mul_ps(k, acts[first][q]);
+    for (int j = 1; j < n; j++) {
+        k = _mm256_set1_ps(learned ? b[j] * means[first + j] : b[j]);
+        for (int q = 0; q < nv; q++) v[q] = _mm256_add_ps(v[q], _mm256_mul_ps(k, acts[first + j][q]));
+    }
+    uint64_t bits = 0;
+    for (int q = 0; q < nv; q++) {
+        __m256 test = _mm256_cmp_ps(_mm256_mul_ps(_mm256_loadu_ps(d + 8 * q), v[q]), _mm256_loadu_ps(t + 8 * q), _CMP_LT_OQ);
+        bits |= (uint64_t)(unsigned)_mm256_movemask_ps(test) << (8 * q);
+    }
     return bits;
 }
-#endif
 
-void accumulate_pack(const float *const *acts, int n, const float *b, int mode, int64_t p_begin,
-                     int64_t p_end, int channels, int words, const float *threshold,
-                     const uint8_t *above, const int8_t *constant, uint64_t *out) {
-    float k[BSRN_MAX_TERMS];
-    float direction[512], offset[512], v[512];
-    fold_directions(channels, above, constant, direction, offset);
-#ifdef BSRN_X86
-    uint64_t (*negative_bits)(const float *, int) = bitconv_path() == 2 ? negative_bits_avx2 : negative_bits_portable;
-#else
-    uint64_t (*negative_bits)(const float *, int) = negative_bits_portable;
-#endif
-    for (int64_t p = p_begin; p < p_end; p++) {
-        for (int i = 0; i < n; i++)
-            k[i] = mode == 0 ? b[i] * (sum_floats(acts[i] + p * channels, channels) / (float)channels) : 1.0f;
-        {
-            const float *restrict a0 = acts[0] + p * channels;
-            for (int c = 0; c < channels; c++) v[c] = k[0] * a0[c];
+AVX2_INLINE void stage_row_avx2x8(const bsrn_body *B, int block, int next_layer, const float *src, float *dst,
+                                   const uint64_t *const rows[3], uint64_t *next_bits, int y, int x0, int x1,
+                                   int width, const int nv, const int fp_skip, const int rprelu, const int learned) {
+    const int C = 8 * nv;
+    __m256 acts[4][VMAX];
+    float means[4];
+    int32_t counts[64];
+    const __m256 zero = _mm256_setzero_ps();
+    for (int x = x0; x < x1; x++) {
+        int64_t p = (int64_t)y * width + x;
+        for (int q = 0; q < nv; q++) acts[0][q] = _mm256_loadu_ps(src + p * C + 8 * q);
+        means[0] = learned ? mean_vec(acts[0], nv, C) : 0.0f;
+        if (block < 0) {
+            next_bits[x] = accumulate_sign_vec(B, next_layer, acts, means, 1, nv, learned);
+            continue;
         }
-        for (int i = 1; i < n; i++) {
-            const float *restrict a = acts[i] + p * channels;
-            float ki = k[i];
-            for (int c = 0; c < channels; c++) v[c] += ki * a[c];
+        for (int i = 0; i < 3; i++) {
+            int layer = 3 * block + i;
+            if (i == 0) {
+                conv3x3_avx2_core(&B->conv3[block], rows, x, width, counts, C, C);
+            } else {
+                uint64_t bits = accumulate_sign_vec(B, layer, acts, means, i + 1, nv, learned);
+                conv1x1_avx2_core(&B->conv1[2 * block + i - 1], bits, counts, C, C);
+            }
+            const float *scale = B->scale + (int64_t)layer * C;
+            for (int q = 0; q < nv; q++) {
+                __m256 z = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(counts + 8 * q))),
+                                         _mm256_loadu_ps(scale + 8 * q));
+                if (rprelu) {
+                    z = _mm256_sub_ps(z, _mm256_loadu_ps(B->shift_in + (int64_t)layer * C + 8 * q));
+                    __m256 negative = _mm256_mul_ps(_mm256_loadu_ps(B->slope + (int64_t)layer * C + 8 * q), _mm256_min_ps(z, zero));
+                    z = _mm256_add_ps(_mm256_add_ps(_mm256_max_ps(z, zero), negative),
+                                      _mm256_loadu_ps(B->shift_out + (int64_t)layer * C + 8 * q));
+                }
+                acts[i + 1][q] = fp_skip ? _mm256_add_ps(acts[i][q], z) : z;
+            }
+            means[i + 1] = learned ? mean_vec(acts[i + 1], nv, C) : 0.0f;
         }
-        for (int c = 0; c < channels; c++) v[c] = direction[c] * (v[c] - threshold[c]) + offset[c];
-        uint64_t *o = out + p * words;
-        for (int w = 0; w < words; w++) {
-            int end = channels - 64 * w < 64 ? channels - 64 * w : 64;
-            o[w] = negative_bits(v + 64 * w, end);
+        for (int q = 0; q < nv; q++) {
+            acts[0][q] = fp_skip ? acts[3][q] : _mm256_add_ps(acts[0][q], acts[3][q]);
+            _mm256_storeu_ps(dst + p * C + 8 * q, acts[0][q]);
+        }
+        if (next_bits) {
+            means[0] = learned ? mean_vec(acts[0], nv, C) : 0.0f;
+            next_bits[x] = accumulate_sign_vec(B, next_layer, acts, means, 1, nv, learned);
         }
     }
 }
 
-void finish_layer(const int32_t *restrict counts, int64_t p_begin, int64_t p_end, int channels,
-                  const float *restrict scale, const float *restrict shift_in, const float *restrict slope,
-                  const float *restrict shift_out, const float *restrict residual, float *restrict out) {
-    for (int64_t p = p_begin; p < p_end; p++) {
-        const int32_t *restrict cnt = counts + p * channels;
-        float *restrict o = out + p * channels;
-        if (slope) {
-            for (int c = 0; c < channels; c++) {
-                float z = (float)cnt[c] * scale[c] - shift_in[c];
-                /* branch-free PReLU so the loop vectorises */
-                o[c] = (z > 0.0f ? z : 0.0f) + slope[c] * (z < 0.0f ? z : 0.0f) + shift_out[c];
-            }
-        } else {
-            for (int c = 0; c < channels; c++) o[c] = (float)cnt[c] * scale[c];
-        }
-        if (residual) {
-            const float *restrict r = residual + p * channels;
-            for (int c = 0; c < channels; c++) o[c] += r[c];
-        }
+/* One instance per channel count 8, 16, ..., 64, so every loop over channels is unrolled: with
+ * the configuration read at run time, and for the shipped one (float skips, RPReLU, learned BAM
+ * scales) with it fixed at compile time. */
+#define STAGE_NV(NV)                                                                                 \
+    AVX2_ATTR static void stage_row_avx2_##NV(const bsrn_body *B, int block, int next_layer, const float *src, \
+                                              float *dst, const uint64_t *const rows[3], uint64_t *next_bits, \
+                                              int y, int x0, int x1, int width) {                     \
+        stage_row_avx2x8(B, block, next_layer, src, dst, rows, next_bits, y, x0, x1, width, NV, B->fp_skip, \
+                         B->rprelu, B->learned);                                                     \
+    }                                                                                                \
+    AVX2_ATTR static void stage_row_avx2_shipped_##NV(const bsrn_body *B, int block, int next_layer,  \
+                                                      const float *src, float *dst, const uint64_t *const rows[3], \
+                                                      uint64_t *next_bits, int y, int x0, int x1, int width) { \
+        stage_row_avx2x8(B, block, next_layer, src, dst, rows, next_bits, y, x0, x1, width, NV, 1, 1, 1); \
     }
+STAGE_NV(1) STAGE_NV(2) STAGE_NV(3) STAGE_NV(4) STAGE_NV(5) STAGE_NV(6) STAGE_NV(7) STAGE_NV(8)
+#endif
+
+typedef void (*stage_fn)(const bsrn_body *, int, int, const float *, float *, const uint64_t *const[3],
+                         uint64_t *, int, int, int, int);
+
+/* Wait until another thread has finished an item (spin briefly, then yield the core). */
+static void wait_done(const int64_t *flag) {
+    for (int spins = 0; !__atomic_load_n(flag, __ATOMIC_ACQUIRE); spins++) {
+        if (spins > 2000) yield_cpu();
+#ifdef BSRN_X86
+        else _mm_pause();
+#endif
+    }
+}
+
+void bsrn_body_run(const bsrn_body *B, int first, int count, const float *in, float *out, int height,
+                   int width, uint64_t *ring, int threads, int64_t *sync) {
+    stage_fn stage = stage_row_portable;
+#ifdef BSRN_X86
+    int all_avx2 = 1;
+    for (int j = first; j < first + count; j++)
+        all_avx2 &= use_avx2(&B->conv3[j]) && use_avx2(&B->conv1[2 * j]) && use_avx2(&B->conv1[2 * j + 1]);
+    static const stage_fn by_vectors[9] = {NULL, stage_row_avx2_1, stage_row_avx2_2, stage_row_avx2_3,
+                                           stage_row_avx2_4, stage_row_avx2_5, stage_row_avx2_6,
+                                           stage_row_avx2_7, stage_row_avx2_8};
+    static const stage_fn shipped[9] = {NULL, stage_row_avx2_shipped_1, stage_row_avx2_shipped_2,
+                                        stage_row_avx2_shipped_3, stage_row_avx2_shipped_4,
+                                        stage_row_avx2_shipped_5, stage_row_avx2_shipped_6,
+                                        stage_row_avx2_shipped_7, stage_row_avx2_shipped_8};
+    if (all_avx2 && B->channels % 8 == 0 && B->channels <= 64)
+        stage = (B->fp_skip && B->rprelu && B->learned ? shipped : by_vectors)[B->channels / 8];
+    else if (all_avx2) stage = stage_row_avx2;
+    else if (bitconv_path() >= 1) stage = stage_row_popcnt;
+#endif
+    int words = B->words, stages = count + 1;
+    int64_t ring_row = (int64_t)width * words, total = (int64_t)stages * height;
+    int64_t *next_item = sync, *done = sync + 16; /* done: [stages][height] flags */
+#define RING_ROW(j, r) (ring + ((int64_t)(j) * 4 + ((r) & 3)) * ring_row)
+#define WAIT(stage_, row_) \
+    if ((row_) >= 0 && (row_) < height) wait_done(&done[(int64_t)(stage_) * height + (row_)])
+    /* Items (stage s, row y): stage 0 packs the input, stage s >= 1 runs block first + s - 1. They
+     * are taken in wavefront order, step t = y + 2 s, so an item's inputs (rows up to y + 1 of the
+     * stage before) come from earlier steps; threads take the next item from a shared counter and
+     * wait only for the items it reads, or whose ring slot it overwrites (each block's input bits
+     * live in a ring of 4 rows). One thread runs them in order without any waiting. */
+    int t = 0, s = -1;
+    int64_t index = -1;
+    for (;;) {
+        int64_t k = threads > 1 ? __atomic_fetch_add(next_item, 1, __ATOMIC_RELAXED) : index + 1;
+        if (k >= total) break;
+        while (index < k) { /* this thread's walk through the order, up to item k */
+            if (++s == stages) s = 0, t++;
+            if (t - 2 * s >= 0 && t - 2 * s < height) index++;
+        }
+        int y = t - 2 * s;
+        if (threads > 1) {
+            if (s > 0) {
+                WAIT(s - 1, y - 1); WAIT(s - 1, y); WAIT(s - 1, y + 1);
+            }
+            if (s + 1 < stages) {
+                WAIT(s + 1, y - 5); WAIT(s + 1, y - 4); WAIT(s + 1, y - 3);
+            }
+        }
+        if (s == 0) {
+            stage(B, -1, 3 * first, in, NULL, NULL, RING_ROW(0, y), y, 0, width, width);
+        } else {
+            int j = s - 1;
+            const uint64_t *rows[3] = {y > 0 ? RING_ROW(j, y - 1) : NULL, RING_ROW(j, y),
+                                       y + 1 < height ? RING_ROW(j, y + 1) : NULL};
+            stage(B, first + j, 3 * (first + j + 1), j == 0 ? in : out, out, rows,
+                  j + 1 == count ? NULL : RING_ROW(j + 1, y), y, 0, width, width);
+        }
+        if (threads > 1) __atomic_store_n(&done[(int64_t)s * height + y], 1, __ATOMIC_RELEASE);
+    }
+#undef WAIT
+#undef RING_ROW
 }

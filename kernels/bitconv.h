@@ -1,7 +1,9 @@
-/* Binary (XNOR-popcount) convolutions over bit-packed channels. See bitconv.c. */
+/* Binary (XNOR-popcount) convolutions over bit-packed channels and the fused LB-block
+ * driver of the packed backend. See bitconv.c. */
 #ifndef BSRN_BITCONV_H
 #define BSRN_BITCONV_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* Which popcount path the dispatcher chose: 0 portable, 1 POPCNT, 2 AVX2. */
@@ -9,34 +11,70 @@ int bitconv_path(void);
 /* Force a path (for tests/benchmarks); returns the path in effect (never one the CPU lacks). */
 int bitconv_set_path(int path);
 
-/* act: [H][W][words] packed signs (bit = 1 for -1), wts: [cout][9][words] (3x3) or
- * [cout][words] (1x1), out: [H][W][cout] int32 dot products of the +-1 values, with zero
- * padding semantics for 3x3 (taps outside the image contribute nothing). Rows
+/* The most channels a body may have (stack buffers of the per-pixel pass). */
+#define BSRN_MAX_CHANNELS 512
+
+/* One binary conv, its weights in the layouts the kernels read.
+ * wts: [cout][taps][words] packed signs (bit = 1 for -1), taps = ksize * ksize.
+ * grouped: for 3x3 with cin <= 64, the 9 taps of each output channel concatenated (cin bits
+ * per tap, bitconv_concat_words(cin) words), regrouped [cout / 4][concat words][4 lanes] for
+ * AVX2; NULL otherwise. tap_sum: for 3x3, [9][cout] sums of each tap's +-1 weights
+ * (cin - 2 popcount), the exact correction for taps outside the image. */
+typedef struct {
+    int ksize, cin, cout, words;
+    const uint64_t *wts;
+    const uint64_t *grouped;
+    const int32_t *tap_sum;
+} bitconv_layer;
+
+int bitconv_concat_words(int cin);
+/* Number of uint64 in the grouped layout of a 3x3 conv (0 where it is not used). */
+int64_t bitconv_grouped_size(int cin, int cout);
+/* Fill grouped (bitconv_grouped_size words, may be NULL when that is 0) and tap_sum ([9][cout])
+ * of a 3x3 conv from its packed weights. */
+void bitconv_prepare3x3(const uint64_t *wts, int cin, int cout, int words, uint64_t *grouped,
+                        int32_t *tap_sum);
+
+/* act: [H][W][words] packed signs, out: [H][W][cout] int32 dot products of the +-1 values,
+ * with zero padding semantics for 3x3 (taps outside the image contribute nothing). Rows
  * [row_begin, row_end) are computed, so callers can split the work over threads. */
-void bitconv3x3(const uint64_t *act, int height, int width, int words, int cin,
-                const uint64_t *wts, int cout, int32_t *out, int row_begin, int row_end);
-void bitconv1x1(const uint64_t *act, int height, int width, int words, int cin,
-                const uint64_t *wts, int cout, int32_t *out, int row_begin, int row_end);
+void bitconv_rows(const bitconv_layer *layer, const uint64_t *act, int height, int width, int32_t *out,
+                  int row_begin, int row_end);
 
 /* Pack the signs of float32 [pixels][channels] into [pixels][words] (bit = 1 where x < 0,
  * so +0.0 and -0.0 are +1); bits past `channels` are 0. */
 void pack_signs(const float *x, int64_t pixels, int channels, int words, uint64_t *out);
 
-/* BAM activation accumulation fused with the folded-BN sign and the packing, for pixels
- * [p_begin, p_end): v = sum_i k_i A_i with k_i = b_i * mean_c(A_i) (mode 0), k_i = 1 (mode 1),
- * then bit = 1 where BN(v) < 0, the BN folded into per-channel thresholds: v < threshold
- * (above[c] == 0), v > threshold (above[c] == 1, a negative gain), or constant[c] (>= 0) where
- * the gain is zero. acts: n pointers
- * to float [pixels][channels]. */
-void accumulate_pack(const float *const *acts, int n, const float *b, int mode, int64_t p_begin,
-                     int64_t p_end, int channels, int words, const float *threshold,
-                     const uint8_t *above, const int8_t *constant, uint64_t *out);
+/* The exported body: `blocks` LB blocks of three binary convs (3x3, 1x1, 1x1) on `channels`
+ * channels; per-layer arrays are indexed by layer = 3 * block + i.
+ *   n_terms[layer], b[layer][3]: BAM activation accumulation v = sum_j k_j A_j over the last
+ *     n_terms activations of the block, k_j = b_j * mean_c(A_j) (learned) or b_j (otherwise);
+ *   direction, bound [layer][channels]: the folded BN sign, bit = 1 (-1) where
+ *     direction * v < bound (direction -1 flips the compare, 0 makes the bit constant);
+ *   scale [layer][channels]: per output channel scale of the integer dot products;
+ *   shift_in, slope, shift_out [layer][channels]: RPReLU (when rprelu);
+ *   conv3 [block], conv1 [block][2]: the binary convs.
+ * fp_skip: h += z after every conv (else h = z and the block adds its input at the end). */
+typedef struct {
+    int channels, words, blocks, fp_skip, learned, rprelu;
+    const int32_t *n_terms;
+    const float *b;
+    const float *direction, *bound;
+    const float *scale, *shift_in, *slope, *shift_out;
+    const bitconv_layer *conv3, *conv1;
+} bsrn_body;
 
-/* The output pass of a binary conv for pixels [p_begin, p_end): z = counts * scale[c];
- * optional RPReLU (z - shift_in, PReLU slope, + shift_out, all per channel, NULL to skip);
- * optional residual (out = residual + z, NULL to skip). */
-void finish_layer(const int32_t *counts, int64_t p_begin, int64_t p_end, int channels, const float *scale,
-                  const float *shift_in, const float *slope, const float *shift_out,
-                  const float *residual, float *out);
+/* Run blocks [first, first + count) of a body over an NHWC float map [height][width][channels]
+ * read from `in` and written to `out` (they may be the same buffer). One pass per block and
+ * row: the 3x3 conv from the packed signs, then per pixel everything else of the block
+ * (scale, RPReLU, skips, the BAM accumulation, thresholds and packing of the two 1x1 convs,
+ * and of the next block's 3x3 input). Blocks run as a wavefront over rows (block j two rows
+ * behind block j - 1), so the maps in flight stay in cache. ring: count * 4 * width * words
+ * uint64 of scratch. With threads > 1, call it from that many threads at once with the same
+ * arguments: the threads take (block, row) items from a shared counter and
+ * wait only for the items they depend on; sync: 16 + (count + 1) * height int64, zeroed before
+ * the first thread starts. */
+void bsrn_body_run(const bsrn_body *body, int first, int count, const float *in, float *out, int height,
+                   int width, uint64_t *ring, int threads, int64_t *sync);
 
 #endif

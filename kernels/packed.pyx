@@ -1,25 +1,43 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
 """Python entry points of the packed-bit kernels (kernels/bitconv.c); all release the GIL."""
 
+import numpy as np
+
 from libc.stdlib cimport free, malloc
-from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint64_t
 
 cdef extern from "bitconv.h":
+    ctypedef struct bitconv_layer:
+        int ksize, cin, cout, words
+        const uint64_t *wts
+        const uint64_t *grouped
+        const int32_t *tap_sum
+    ctypedef struct bsrn_body:
+        int channels, words, blocks, fp_skip, learned, rprelu
+        const int32_t *n_terms
+        const float *b
+        const float *direction
+        const float *bound
+        const float *scale
+        const float *shift_in
+        const float *slope
+        const float *shift_out
+        const bitconv_layer *conv3
+        const bitconv_layer *conv1
+    int BSRN_MAX_CHANNELS
     int bitconv_path()
     int bitconv_set_path(int path)
-    void bitconv3x3(const uint64_t *act, int height, int width, int words, int cin,
-                    const uint64_t *wts, int cout, int32_t *out, int row_begin, int row_end) nogil
-    void bitconv1x1(const uint64_t *act, int height, int width, int words, int cin,
-                    const uint64_t *wts, int cout, int32_t *out, int row_begin, int row_end) nogil
+    int64_t bitconv_grouped_size(int cin, int cout)
+    void bitconv_prepare3x3(const uint64_t *wts, int cin, int cout, int words, uint64_t *grouped,
+                            int32_t *tap_sum)
+    void bitconv_rows(const bitconv_layer *layer, const uint64_t *act, int height, int width, int32_t *out,
+                      int row_begin, int row_end) nogil
     void pack_signs(const float *x, int64_t pixels, int channels, int words, uint64_t *out) nogil
-    void accumulate_pack(const float *const *acts, int n, const float *b, int mode, int64_t p_begin,
-                         int64_t p_end, int channels, int words, const float *threshold,
-                         const uint8_t *above, const int8_t *constant, uint64_t *out) nogil
-    void finish_layer(const int32_t *counts, int64_t p_begin, int64_t p_end, int channels, const float *scale,
-                      const float *shift_in, const float *slope, const float *shift_out,
-                      const float *residual, float *out) nogil
+    void bsrn_body_run(const bsrn_body *body, int first, int count, const float *inp, float *out, int height,
+                       int width, uint64_t *ring, int threads, int64_t *sync) nogil
 
 PATHS = {0: "portable", 1: "popcnt", 2: "avx2"}
+MAX_CHANNELS = BSRN_MAX_CHANNELS
 
 
 def path():
@@ -44,78 +62,156 @@ def pack(const float[:, :, ::1] x, uint64_t[:, :, ::1] out):
         pack_signs(&x[0, 0, 0], pixels, channels, words, &out[0, 0, 0])
 
 
-def conv(const uint64_t[:, :, ::1] act, const uint64_t[:, ::1] wts, int cin, int kernel_size,
-         int32_t[:, :, ::1] out, int row_begin, int row_end):
+def prepare3x3(const uint64_t[:, ::1] wts, int cin):
+    """(grouped, tap_sum) of a packed 3x3 conv (cout, 9 * words): the AVX2 layout (uint64, empty
+    where unused) and the per-tap weight sums (int32 (9, cout)) for the border correction."""
+    cdef int cout = wts.shape[0], words = wts.shape[1] // 9
+    if wts.shape[1] != 9 * words or cin < 1 or cin > 64 * words:
+        raise ValueError("prepare3x3: bad weight shape")
+    grouped = np.zeros(bitconv_grouped_size(cin, cout), dtype=np.uint64)
+    tap_sum = np.empty((9, cout), dtype=np.int32)
+    cdef uint64_t[::1] g = grouped
+    cdef int32_t[:, ::1] s = tap_sum
+    bitconv_prepare3x3(&wts[0, 0], cin, cout, words, &g[0] if g.shape[0] else NULL, &s[0, 0])
+    return grouped, tap_sum
+
+
+cdef bitconv_layer make_layer(int ksize, int cin, const uint64_t[:, ::1] wts, const uint64_t[::1] grouped,
+                              const int32_t[:, ::1] tap_sum) except *:
+    cdef bitconv_layer layer
+    cdef int taps = ksize * ksize
+    layer.ksize, layer.cin, layer.cout = ksize, cin, wts.shape[0]
+    layer.words = wts.shape[1] // taps
+    if ksize not in (1, 3) or wts.shape[1] != taps * layer.words or cin < 1 or cin > 64 * layer.words:
+        raise ValueError("binary conv: bad weight shape")
+    layer.wts = &wts[0, 0]
+    layer.grouped = NULL
+    layer.tap_sum = NULL
+    if ksize == 3:
+        if tap_sum is None or tap_sum.shape[0] != 9 or tap_sum.shape[1] != layer.cout:
+            raise ValueError("binary conv: a 3x3 conv needs its tap sums")
+        layer.tap_sum = &tap_sum[0, 0]
+        if grouped is not None and grouped.shape[0] == bitconv_grouped_size(cin, layer.cout) and grouped.shape[0] > 0:
+            layer.grouped = &grouped[0]
+    return layer
+
+
+def conv(const uint64_t[:, :, ::1] act, const uint64_t[:, ::1] wts, grouped, tap_sum, int cin,
+         int kernel_size, int32_t[:, :, ::1] out, int row_begin, int row_end):
     """Integer +-1 dot products for rows [row_begin, row_end) of a 3x3 or 1x1 binary conv.
 
-    act (H, W, words); wts (cout, taps * words) with taps = kernel_size ** 2; out (H, W, cout).
+    act (H, W, words); wts (cout, taps * words) with taps = kernel_size ** 2; grouped, tap_sum
+    from prepare3x3 (3x3 only, else None); out (H, W, cout).
     """
-    cdef int height = act.shape[0], width = act.shape[1], words = act.shape[2]
-    cdef int cout = wts.shape[0]
-    cdef int taps = kernel_size * kernel_size
-    if wts.shape[1] != taps * words or out.shape[0] != height or out.shape[1] != width or out.shape[2] != cout:
+    cdef int height = act.shape[0], width = act.shape[1]
+    cdef bitconv_layer layer = make_layer(kernel_size, cin, wts, grouped, tap_sum)
+    if layer.words != act.shape[2] or out.shape[0] != height or out.shape[1] != width or out.shape[2] != layer.cout:
         raise ValueError("conv: shapes do not match")
     if not (0 <= row_begin <= row_end <= height):
         raise ValueError("conv: bad row range")
-    if cin > words * 64 or cin < 1:
-        raise ValueError("conv: cin does not fit the packed words")
-    if kernel_size not in (1, 3):
-        raise ValueError("conv: kernel_size must be 1 or 3")
     if row_begin == row_end or width == 0:
         return
     with nogil:
-        if kernel_size == 3:
-            bitconv3x3(&act[0, 0, 0], height, width, words, cin, &wts[0, 0], cout, &out[0, 0, 0],
-                       row_begin, row_end)
-        else:
-            bitconv1x1(&act[0, 0, 0], height, width, words, cin, &wts[0, 0], cout, &out[0, 0, 0],
-                       row_begin, row_end)
+        bitconv_rows(&layer, &act[0, 0, 0], height, width, &out[0, 0, 0], row_begin, row_end)
 
 
-MODES = {"learned": 0, "ones": 1}
+cdef class Body:
+    """An exported body for bsrn_body_run (see bitconv.h); keeps its arrays alive."""
 
+    cdef bsrn_body body
+    cdef bitconv_layer *layers
+    cdef object arrays
+    cdef readonly int channels, blocks
 
-def accumulate(list acts, const float[::1] b, str mode, const float[::1] threshold, const uint8_t[::1] above,
-               const int8_t[::1] constant, uint64_t[:, ::1] out, int64_t p_begin, int64_t p_end):
-    """Fused BAM accumulation + folded-BN sign + packing. acts: float32 (pixels, C) arrays."""
-    cdef int n = len(acts)
-    cdef int channels = threshold.shape[0]
-    cdef int words = out.shape[1]
-    cdef const float[:, ::1] view
-    cdef int code = MODES[mode]
-    if n < 1 or n > 64 or b.shape[0] < n or channels > 512 or words * 64 < channels:
-        raise ValueError("accumulate: bad arguments")
-    cdef const float **pointers = <const float **>malloc(n * sizeof(float *))
-    try:
-        for i in range(n):
-            view = acts[i]
-            if view.shape[0] != out.shape[0] or view.shape[1] != channels:
-                raise ValueError("accumulate: activation shapes do not match")
-            pointers[i] = &view[0, 0]
+    def __cinit__(self):
+        self.layers = NULL
+
+    def __init__(self, int channels, bint fp_skip, bint learned, rprelu, n_terms, b, direction, bound, scale,
+                 conv3, conv1):
+        """rprelu: None or (shift_in, slope, shift_out), each float32 (layers, channels); n_terms int32
+        (layers,); b float32 (layers, 3); direction/bound/scale float32 (layers, channels);
+        conv3: per block (wts, grouped, tap_sum); conv1: per block two packed 1x1 weight arrays."""
+        cdef int blocks = len(conv3), n_layers = 3 * len(conv3)
+        if channels < 1 or channels > BSRN_MAX_CHANNELS or len(conv1) != 2 * blocks or blocks < 1:
+            raise ValueError("Body: bad sizes")
+        per_channel = [direction, bound, scale] + (list(rprelu) if rprelu is not None else [])
+        per_channel = [np.ascontiguousarray(a, dtype=np.float32) for a in per_channel]
+        if any(a.shape != (n_layers, channels) for a in per_channel):
+            raise ValueError("Body: per-channel arrays must be (layers, channels)")
+        n_terms = np.ascontiguousarray(n_terms, dtype=np.int32)
+        b = np.ascontiguousarray(b, dtype=np.float32)
+        if n_terms.shape != (n_layers,) or b.shape != (n_layers, 3) or n_terms.min() < 1 or n_terms.max() > 3:
+            raise ValueError("Body: bad accumulation terms")
+        if any(n_terms[3 * j + i] > i + 1 for j in range(blocks) for i in range(3)):
+            raise ValueError("Body: a layer accumulates more activations than it has")
+        self.layers = <bitconv_layer *>malloc(3 * blocks * sizeof(bitconv_layer))
+        if self.layers == NULL:
+            raise MemoryError()
+        arrays = [n_terms, b] + per_channel
+        cdef int j
+        for j in range(blocks):
+            wts, grouped, tap_sum = conv3[j]
+            self.layers[j] = make_layer(3, channels, wts, grouped, tap_sum)
+            arrays += [wts, grouped, tap_sum]
+        for j in range(2 * blocks):
+            self.layers[blocks + j] = make_layer(1, channels, conv1[j], None, None)
+            arrays.append(conv1[j])
+        for j in range(3 * blocks):
+            if self.layers[j].cout != channels:
+                raise ValueError("Body: every conv must map channels to channels")
+        self.arrays = arrays
+        self.channels, self.blocks = channels, blocks
+        cdef const int32_t[::1] nt = n_terms
+        cdef const float[:, ::1] bv = b
+        cdef const float[:, ::1] d = per_channel[0]
+        cdef const float[:, ::1] t = per_channel[1]
+        cdef const float[:, ::1] s = per_channel[2]
+        cdef const float[:, ::1] r_in
+        cdef const float[:, ::1] r_slope
+        cdef const float[:, ::1] r_out
+        self.body.channels = channels
+        self.body.words = self.layers[0].words
+        self.body.blocks = blocks
+        self.body.fp_skip = fp_skip
+        self.body.learned = learned
+        self.body.rprelu = rprelu is not None
+        self.body.n_terms = &nt[0]
+        self.body.b = &bv[0, 0]
+        self.body.direction, self.body.bound = &d[0, 0], &t[0, 0]
+        self.body.scale = &s[0, 0]
+        self.body.shift_in = self.body.slope = self.body.shift_out = NULL
+        if rprelu is not None:
+            r_in, r_slope, r_out = per_channel[3], per_channel[4], per_channel[5]
+            self.body.shift_in, self.body.slope, self.body.shift_out = &r_in[0, 0], &r_slope[0, 0], &r_out[0, 0]
+        self.body.conv3 = self.layers
+        self.body.conv1 = self.layers + blocks
+
+    def __dealloc__(self):
+        free(self.layers)
+
+    def ring_size(self, int count, int width):
+        """uint64 words of scratch that run() needs for `count` blocks on maps `width` wide."""
+        return count * 4 * width * self.body.words
+
+    def sync_size(self, int count, int height):
+        """int64 words of zeroed synchronisation state that run() needs."""
+        return 16 + (count + 1) * height
+
+    def run(self, int first, int count, const float[:, ::1] inp, float[:, ::1] out, int height, int width,
+            uint64_t[::1] ring, int64_t[::1] sync, int threads):
+        """Blocks [first, first + count) on the (height * width, channels) map inp into out; call once
+        from each of `threads` threads at once with the same arguments: a shared ring and a zeroed sync
+        (sync_size(count, height) int64)."""
+        if not (0 <= first and 1 <= count and first + count <= self.blocks):
+            raise ValueError("Body.run: bad block range")
+        if height < 1 or width < 1 or inp.shape[0] != <int64_t>height * width or inp.shape[1] != self.channels:
+            raise ValueError("Body.run: the input map does not match height, width and channels")
+        if out.shape[0] != inp.shape[0] or out.shape[1] != inp.shape[1]:
+            raise ValueError("Body.run: the output map does not match the input")
+        if ring.shape[0] < self.ring_size(count, width) or sync.shape[0] < self.sync_size(count, height):
+            raise ValueError("Body.run: scratch too small")
+        if threads < 1:
+            raise ValueError("Body.run: bad thread count")
         with nogil:
-            accumulate_pack(pointers, n, &b[0], code, p_begin, p_end, channels, words, &threshold[0],
-                            &above[0], &constant[0], &out[0, 0])
-    finally:
-        free(pointers)
-
-
-def finish(const int32_t[:, ::1] counts, const float[::1] scale, rprelu, residual, float[:, ::1] out,
-           int64_t p_begin, int64_t p_end):
-    """Output pass: counts * scale, optional RPReLU (shift_in, slope, shift_out), optional residual."""
-    cdef int channels = counts.shape[1]
-    cdef const float[::1] shift_in, slope, shift_out
-    cdef const float[:, ::1] res
-    cdef const float *p_in = NULL
-    cdef const float *p_slope = NULL
-    cdef const float *p_out = NULL
-    cdef const float *p_res = NULL
-    if scale.shape[0] != channels or out.shape[0] != counts.shape[0] or out.shape[1] != channels:
-        raise ValueError("finish: shapes do not match")
-    if rprelu is not None:
-        shift_in, slope, shift_out = rprelu
-        p_in, p_slope, p_out = &shift_in[0], &slope[0], &shift_out[0]
-    if residual is not None:
-        res = residual
-        p_res = &res[0, 0]
-    with nogil:
-        finish_layer(&counts[0, 0], p_begin, p_end, channels, &scale[0], p_in, p_slope, p_out, p_res, &out[0, 0])
+            bsrn_body_run(&self.body, first, count, &inp[0, 0], &out[0, 0], height, width, &ring[0], threads,
+                          &sync[0])

@@ -58,6 +58,9 @@ class BinaryConv:
     def __init__(self, kernel: torch.Tensor):
         self.cout, _, self.kernel_size, _ = kernel.shape
         self.weights, self.cin = pack_kernel(kernel)
+        # 3x3: the AVX2 layout (taps concatenated) and the per-tap sums for the border correction
+        self.grouped, self.tap_sum = (_packed.prepare3x3(self.weights, self.cin) if self.kernel_size == 3
+                                      else (None, None))
 
     def __call__(self, act: np.ndarray, pool: ThreadPoolExecutor | None = None, threads: int = 1,
                  out: np.ndarray | None = None) -> np.ndarray:
@@ -65,8 +68,8 @@ class BinaryConv:
         height, width = act.shape[:2]
         if out is None:
             out = np.empty((height, width, self.cout), dtype=np.int32)
-        run_in_ranges(_packed.conv, height, act, self.weights, self.cin, self.kernel_size, out,
-                      pool=pool, threads=threads)
+        run_in_ranges(_packed.conv, height, act, self.weights, self.grouped, self.tap_sum, self.cin,
+                      self.kernel_size, out, pool=pool, threads=threads)
         return out
 
 
@@ -85,3 +88,8 @@ class FoldedSign:
         self.threshold = (mean - bias / safe_gain).float().numpy()
         self.above = (gain < 0).to(torch.uint8).numpy()
         self.constant = torch.where(gain == 0, (bias < 0).to(torch.int8), torch.full_like(bias, -1, dtype=torch.int8)).numpy()
+        # The same as one branch-free compare: bit = direction * x < bound, with direction +1
+        # (g > 0), -1 (g < 0: -x < -t is x > t) or 0 (g = 0: 0 < +1 or 0 < -1, the constant sign).
+        self.direction = np.where(self.constant >= 0, 0.0, np.where(self.above == 1, -1.0, 1.0)).astype(np.float32)
+        self.bound = np.where(self.constant == 1, 1.0, np.where(self.constant == 0, -1.0,
+                                                                self.direction * self.threshold)).astype(np.float32)

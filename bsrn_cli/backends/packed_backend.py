@@ -1,11 +1,13 @@
-"""The packed-bit CPU backend: binary convs as XOR + popcount in C, the float work in torch.
+"""The packed-bit CPU backend: the binary body in one fused C pass per block, the rest in torch.
 
 Derived from a trained model at load time (no second copy of the weights): per binary conv
 the packed signs of its effective BAM kernel and one float scale per output channel
 (E(|W|) times the learned gain); each activation's BatchNorm folded into per-channel
-thresholds, so sign(BN(.)) becomes a compare fused into the packing. The BAM activation
-accumulation (b_scale and the channel-mean map), RPReLU, the residuals, the head and the tail
-stay float, in torch.
+thresholds, so sign(BN(.)) becomes a compare fused into the packing. The C driver
+(kernels/bitconv.c, ``bsrn_body_run``) runs the whole body: per block and row the binary 3x3
+conv, then per pixel the scale, RPReLU, skips, the BAM activation accumulation (b_scale and the
+channel-mean map), the two binary 1x1 convs and the packing of the next block's input. The
+float head and tail (body conv, upsampler, image skip) stay in torch.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ import torch
 from bsrn_cli.backends import bitpack
 from bsrn_cli.backends.torch_backend import TiledUpscaler
 from bsrn_cli.errors import BsrnError
-from bsrn_cli.models.bsrn import BSRN
+from bsrn_cli.models.bsrn import BSRN, LB_KERNEL_SIZES
 
 
 def to_pixels(maps: torch.Tensor) -> np.ndarray:
-    """(1, C, H, W) tensor -> float32 (H*W, C) array, the layout of the packed body."""
+    """(1, C, H, W) tensor -> float32 (H*W, C) array, the layout of the packed body (a view
+    when the tensor is channels_last)."""
     return maps[0].permute(1, 2, 0).reshape(-1, maps.shape[1]).contiguous().numpy()
 
 
@@ -49,12 +52,34 @@ class PackedLayer:
                                 for t in (r.shift_in, r.prelu.weight, r.shift_out))
 
 
-class PackedBSRN:
-    """Runs a BSRN's forward pass with the body on packed bits and fused C passes.
+def export_body(model: BSRN, kernels: list[list[torch.Tensor]]):
+    """The body as one ``_packed.Body`` (per-layer arrays stacked, layer = 3 * block + i)."""
+    if tuple(LB_KERNEL_SIZES) != (3, 1, 1):
+        raise BsrnError("the packed backend runs LB blocks of a 3x3 and two 1x1 binary convs")
+    channels = model.config.channels
+    if channels > bitpack._packed.MAX_CHANNELS:
+        raise BsrnError(f"the packed backend supports up to {bitpack._packed.MAX_CHANNELS} channels")
+    layers = [PackedLayer(k, block, i) for block, block_kernels in zip(model.body, kernels)
+              for i, k in enumerate(block_kernels)]
+    b = np.zeros((len(layers), 3), dtype=np.float32)
+    for row, layer in zip(b, layers):
+        row[:layer.n_terms] = layer.b[:layer.n_terms]
+    stack = lambda values: np.stack(values).astype(np.float32)
+    return bitpack._packed.Body(
+        channels, model.config.fp_skip, layers[0].mode == "learned",
+        None if layers[0].rprelu is None else tuple(stack([l.rprelu[k] for l in layers]) for k in range(3)),
+        np.array([l.n_terms for l in layers], dtype=np.int32), b,
+        stack([l.sign.direction for l in layers]), stack([l.sign.bound for l in layers]),
+        stack([l.scale for l in layers]),
+        [(l.conv.weights, l.conv.grouped, l.conv.tap_sum) for l in layers[0::3]],
+        [l.conv.weights for i, l in enumerate(layers) if i % 3])
 
-    The body works on NHWC float32 maps flattened to (pixels, channels); per binary conv three
-    passes: accumulation + BN threshold + packing, the XOR-popcount conv, and the output pass
-    (scale, RPReLU, residual). Head, body conv and upsampler run in torch.
+
+class PackedBSRN:
+    """Runs a BSRN's forward pass with the body in the fused C driver.
+
+    The body works on NHWC float32 maps flattened to (pixels, channels); head and tail run in
+    torch on channels_last tensors that share memory with those maps.
     """
 
     def __init__(self, model: BSRN, threads: int = 1):
@@ -62,32 +87,24 @@ class PackedBSRN:
             raise BsrnError("the packed backend is not built in this installation (pip install . builds it)")
         self.model = model.eval()
         self.threads = max(1, threads)
-        self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+        self.pool = ThreadPoolExecutor(self.threads - 1) if self.threads > 1 else None
         with torch.no_grad():
-            kernels = model.binary_kernels()
-        self.layers = [[PackedLayer(k, block, i) for i, k in enumerate(block_kernels)]
-                       for block, block_kernels in zip(model.body, kernels)]
+            self.kernels = model.binary_kernels()
+        self.body = export_body(model, self.kernels)
         self.timings: dict[str, float] | None = None  # per layer type, when profiling
-        self._buffers: dict[tuple, list[np.ndarray]] = {}
-        self._next_slot = 0
-
-    # Maps live in a ring of reused buffers instead of fresh multi-megabyte arrays per layer.
-    # A block writes at most 4 maps; a ring of 5 never overwrites the block's input.
-    RING = 5
+        self._buffers: dict[tuple, np.ndarray] = {}
 
     def _buffer(self, kind: str, shape: tuple, dtype) -> np.ndarray:
-        # One flat buffer per kind and slot, grown to the largest tile seen and viewed in the
-        # shape asked: edge tiles of other shapes reuse it instead of adding buffers of their own.
+        """A reused scratch array (fresh multi-megabyte arrays per call pay in page faults).
+
+        One flat buffer per kind, grown to the largest tile seen and viewed in the shape asked:
+        edge tiles of other shapes reuse it instead of keeping buffers of their own (memory
+        budget). Each kind is used once per forward pass, so views never alias live data."""
         key = (kind, np.dtype(dtype).str)
         size = int(np.prod(shape))
-        if key not in self._buffers or self._buffers[key][0].size < size:
-            count = self.RING if kind == "map" else 1
-            self._buffers[key] = [np.empty(size, dtype=dtype) for _ in range(count)]
-        buffers = self._buffers[key]
-        if kind != "map":
-            return buffers[0][:size].reshape(shape)
-        self._next_slot = (self._next_slot + 1) % self.RING
-        return buffers[self._next_slot][:size].reshape(shape)
+        if key not in self._buffers or self._buffers[key].size < size:
+            self._buffers[key] = np.empty(size, dtype=dtype)
+        return self._buffers[key][:size].reshape(shape)
 
     @contextmanager
     def _timed(self, category: str):
@@ -98,49 +115,70 @@ class PackedBSRN:
         yield
         self.timings[category] = self.timings.get(category, 0.0) + time.perf_counter() - start
 
+    def run_blocks(self, first: int, count: int, inp: np.ndarray, out: np.ndarray, height: int, width: int) -> None:
+        """Blocks [first, first + count) on the (pixels, C) map ``inp`` into ``out`` (may be ``inp``).
+
+        The threads of the C driver take (block, row) items in wavefront order and wait only for
+        the items each one reads."""
+        threads = max(1, min(self.threads, height))
+        ring = self._buffer("ring", (self.body.ring_size(count, width),), np.uint64)
+        sync = np.zeros(self.body.sync_size(count, height), dtype=np.int64)
+        args = (first, count, inp, out, height, width, ring, sync)
+        jobs = [self.pool.submit(self.body.run, *args, threads) for _ in range(1, threads)]
+        self.body.run(*args, threads)
+        for job in jobs:
+            job.result()
+
     def block(self, index: int, h: np.ndarray, height: int, width: int) -> np.ndarray:
-        """One LB block: float32 (pixels, C) in and out."""
-        fp_skip = self.model.config.fp_skip
-        pixels = h.shape[0]
-        activations = [h]
-        current = h
-        for layer in self.layers[index]:
-            with self._timed("accumulate + BN sign + pack"):
-                bits = self._buffer("bits", (height, width, bitpack.words_for(h.shape[1])), np.uint64)
-                bitpack.run_in_ranges(bitpack._packed.accumulate, pixels, activations[-layer.n_terms:], layer.b,
-                                      layer.mode, layer.sign.threshold, layer.sign.above, layer.sign.constant,
-                                      bits.reshape(pixels, -1), pool=self.pool, threads=self.threads)
-            size = layer.conv.kernel_size
-            with self._timed(f"binary {size}x{size} conv"):
-                counts = layer.conv(bits, self.pool, self.threads,
-                                    out=self._buffer("counts", (height, width, layer.conv.cout), np.int32))
-            with self._timed("output pass (scale, RPReLU, residual)"):
-                result = self._buffer("map", (pixels, layer.conv.cout), np.float32)
-                bitpack.run_in_ranges(bitpack._packed.finish, pixels, counts.reshape(pixels, -1), layer.scale,
-                                      layer.rprelu, current if fp_skip else None, result,
-                                      pool=self.pool, threads=self.threads)
-            current = result
-            activations.append(current)
-        if fp_skip:
-            return current
-        with self._timed("output pass (scale, RPReLU, residual)"):
-            return np.add(h, current, out=self._buffer("map", h.shape, np.float32))
+        """One LB block: float32 (pixels, C) in, a new map out (the input is left as it is)."""
+        out = self._buffer("block", h.shape, np.float32)
+        self.run_blocks(index, 1, h, out, height, width)
+        return out
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         model = self.model
         _, _, height, width = x.shape
         with self._timed("float head"):
-            features = model.head(x - 0.5)
+            features = model.head(x.contiguous(memory_format=torch.channels_last) - 0.5)
         with self._timed("layout (NCHW <-> NHWC)"):
-            h = to_pixels(features)
-        for index in range(len(self.layers)):
-            h = self.block(index, h, height, width)
+            h = to_pixels(features)  # a view when the head kept channels_last
+        body_start = time.perf_counter()
+        out = self._buffer("body", h.shape, np.float32)
+        self.run_blocks(0, self.body.blocks, h, out, height, width)
+        if self.timings is not None:
+            self._profile_body(time.perf_counter() - body_start, height, width)
         with self._timed("layout (NCHW <-> NHWC)"):
-            body = torch.from_numpy(h).view(1, height, width, -1).permute(0, 3, 1, 2).contiguous()
+            body = torch.from_numpy(out).view(1, height, width, -1).permute(0, 3, 1, 2)  # channels_last view
         with self._timed("float tail (body conv, upsampler, image skip)"):
-            out = model.tail(body, features, x)
-        return out
+            return model.tail(body, features, x)
+
+    def _profile_body(self, seconds: float, height: int, width: int) -> None:
+        """Split the fused body's time: the binary convs timed alone (the same kernels and thread
+        count over maps of this size), the rest is the fused float work and glue."""
+        channels = self.body.channels
+        rng = np.random.default_rng(0)
+        words = bitpack.words_for(channels)
+        bits = rng.integers(0, 2**63, (height, width, words), dtype=np.uint64)
+        bits[..., -1] &= np.uint64((1 << (channels - 64 * (words - 1))) - 1 if channels % 64 else 2**64 - 1)
+        counts = np.empty((height, width, channels), dtype=np.int32)
+        pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+        convs = {3: [], 1: []}
+        for block, block_kernels in zip(self.model.body, self.kernels):
+            for kernel in block_kernels:
+                convs[kernel.shape[-1]].append(bitpack.BinaryConv(kernel))
+        spent = 0.0
+        for size, layers in ((3, convs[3]), (1, convs[1])):
+            start = time.perf_counter()
+            for conv in layers:
+                conv(bits, pool, self.threads, out=counts)
+            elapsed = time.perf_counter() - start
+            spent += elapsed
+            self.timings[f"binary {size}x{size} conv"] = self.timings.get(f"binary {size}x{size} conv", 0.0) + elapsed
+        if pool is not None:
+            pool.shutdown()
+        key = "fused float work in the body (BAM accumulation, signs, scale, RPReLU, skips, sync)"
+        self.timings[key] = self.timings.get(key, 0.0) + max(seconds - spent, 0.0)
 
 
 class PackedUpscaler(TiledUpscaler):

@@ -67,3 +67,64 @@ def test_packed_tiling_equals_untiled():
     whole = PackedUpscaler(model, tile=0).upscale(image)
     tiled = PackedUpscaler(model, tile=12).upscale(image)
     assert np.abs(whole.astype(int) - tiled.astype(int)).max() <= 1
+
+
+@pytest.fixture(params=["portable", "popcnt", "avx2"])
+def dispatch_path(request):
+    from bsrn_cli import _packed
+    before = _packed.path()
+    _packed.set_path(request.param)
+    yield _packed.path()
+    _packed.set_path(before)
+
+
+# 8 and 16 channels: the unrolled AVX2 pass (the shipped configuration fixed at compile time for
+# "fast", read at run time for "paper"); 13: the generic AVX2 pass with scalar tail channels;
+# 70: two words per pixel (POPCNT kernels under the AVX2 path).
+def _model(preset: str, channels: int):
+    """tiny_model with another channel count (same non-trivial random weights and BN statistics)."""
+    from bsrn_cli.models.bsrn import BSRN, preset_config
+    torch.manual_seed(channels)
+    model = BSRN(preset_config(preset, 2, channels=channels, hpb_blocks=1))
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 4 and p.abs().sum() == 0:
+                p.normal_(0, 0.1)
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+@pytest.mark.parametrize("channels", [8, 13, 16, 70])
+@pytest.mark.parametrize("preset", ["fast", "paper"])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_fused_body_matches_torch_on_every_path(dispatch_path, channels, preset, threads):
+    model = _model(preset, channels)
+    x = torch.rand(1, 3, 11, 6, generator=torch.Generator().manual_seed(channels))
+    with torch.no_grad():
+        expected = model(x)
+    assert torch.allclose(PackedBSRN(model, threads=threads)(x), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("height,width", [(1, 1), (1, 9), (9, 1), (2, 3), (7, 5)])
+def test_fused_body_on_thin_maps(dispatch_path, height, width):
+    model = tiny_model(2, "fast")
+    x = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(height * 10 + width))
+    with torch.no_grad():
+        expected = model(x)
+    for threads in (1, 2):
+        assert torch.allclose(PackedBSRN(model, threads=threads)(x), expected, atol=1e-4)
+
+
+def test_one_block_equals_the_torch_block():
+    from bsrn_cli.backends.packed_backend import to_pixels
+    model = tiny_model(2, "fast")
+    features = torch.rand(1, 8, 10, 7, generator=torch.Generator().manual_seed(3)) - 0.5
+    packed = PackedBSRN(model, threads=2)
+    with torch.no_grad():
+        for index, block in enumerate(model.body):
+            expected = block(features, packed.kernels[index])
+            got = packed.block(index, to_pixels(features), 10, 7)
+            assert np.allclose(got.reshape(10, 7, 8), expected[0].permute(1, 2, 0).numpy(), atol=1e-5)
