@@ -24,6 +24,12 @@ def evaluate(datasets: list[str], scale: int, model: str) -> dict[str, dict]:
     return {r["dataset"]: r for r in map(json.loads, out.splitlines())}
 
 
+def trunc(value: float, digits: int) -> str:
+    """Truncated, never rounded up."""
+    factor = 10 ** digits
+    return f"{int(value * factor) / factor:.{digits}f}"
+
+
 def main(datasets: list[str]) -> None:
     names = [Path(d).name for d in datasets]
     print(f"| scale | model | " + " | ".join(f"{n} PSNR / SSIM" for n in names) + " |")
@@ -32,7 +38,7 @@ def main(datasets: list[str]) -> None:
         for label, model in (("bicubic (ours)", "bicubic"), (f"{default_model_name(scale)} (ours)",
                                                              default_model_name(scale))):
             results = evaluate(datasets, scale, model)
-            cells = [f"{results[n]['psnr']:.2f} / {results[n]['ssim']:.4f}" for n in names]
+            cells = [f"{trunc(results[n]['psnr'], 2)} / {trunc(results[n]['ssim'], 4)}" for n in names]
             print(f"| x{scale} | {label} | " + " | ".join(cells) + " |")
         for method in PUBLISHED_METHODS:
             cells, source = [], ""
