@@ -568,14 +568,14 @@ void bsrn_body_run(const bsrn_body *B, int first, int count, const float *in, fl
     int words = B->words, stages = count + 1;
     int64_t ring_row = (int64_t)width * words, total = (int64_t)stages * height;
     int64_t *next_item = sync, *done = sync + 16; /* done: [stages][height] flags */
-#define RING_ROW(j, r) (ring + ((int64_t)(j) * 4 + ((r) & 3)) * ring_row)
+#define RING_ROW(j, r) (ring + ((int64_t)(j) * BSRN_RING_ROWS + ((r) & (BSRN_RING_ROWS - 1))) * ring_row)
 #define WAIT(stage_, row_) \
     if ((row_) >= 0 && (row_) < height) wait_done(&done[(int64_t)(stage_) * height + (row_)])
     /* Items (stage s, row y): stage 0 packs the input, stage s >= 1 runs block first + s - 1. They
      * are taken in wavefront order, step t = y + 2 s, so an item's inputs (rows up to y + 1 of the
      * stage before) come from earlier steps; threads take the next item from a shared counter and
      * wait only for the items it reads, or whose ring slot it overwrites (each block's input bits
-     * live in a ring of 4 rows). One thread runs them in order without any waiting. */
+     * live in a ring of BSRN_RING_ROWS rows). One thread runs them in order without any waiting. */
     int t = 0, s = -1;
     int64_t index = -1;
     for (;;) {
@@ -591,7 +591,8 @@ void bsrn_body_run(const bsrn_body *B, int first, int count, const float *in, fl
                 WAIT(s - 1, y - 1); WAIT(s - 1, y); WAIT(s - 1, y + 1);
             }
             if (s + 1 < stages) {
-                WAIT(s + 1, y - 5); WAIT(s + 1, y - 4); WAIT(s + 1, y - 3);
+                WAIT(s + 1, y - BSRN_RING_ROWS - 1); WAIT(s + 1, y - BSRN_RING_ROWS);
+                WAIT(s + 1, y - BSRN_RING_ROWS + 1);
             }
         }
         if (s == 0) {

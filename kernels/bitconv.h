@@ -3,6 +3,10 @@
 #ifndef BSRN_BITCONV_H
 #define BSRN_BITCONV_H
 
+/* Rows of packed input bits kept per block: a deeper ring lets threads work on more rows of one
+ * block at once (a pack of row y must wait until the rows that read slot y - BSRN_RING_ROWS are done). */
+#define BSRN_RING_ROWS 8
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -69,7 +73,7 @@ typedef struct {
  * row: the 3x3 conv from the packed signs, then per pixel everything else of the block
  * (scale, RPReLU, skips, the BAM accumulation, thresholds and packing of the two 1x1 convs,
  * and of the next block's 3x3 input). Blocks run as a wavefront over rows (block j two rows
- * behind block j - 1), so the maps in flight stay in cache. ring: count * 4 * width * words
+ * behind block j - 1), so the maps in flight stay in cache. ring: count * BSRN_RING_ROWS * width * words
  * uint64 of scratch. With threads > 1, call it from that many threads at once with the same
  * arguments: the threads take (block, row) items from a shared counter and
  * wait only for the items they depend on; sync: 16 + (count + 1) * height int64, zeroed before

@@ -7,6 +7,7 @@ from libc.stdlib cimport free, malloc
 from libc.stdint cimport int32_t, int64_t, uint64_t
 
 cdef extern from "bitconv.h":
+    enum: BSRN_RING_ROWS
     ctypedef struct bitconv_layer:
         int ksize, cin, cout, words
         const uint64_t *wts
@@ -191,7 +192,7 @@ cdef class Body:
 
     def ring_size(self, int count, int width):
         """uint64 words of scratch that run() needs for `count` blocks on maps `width` wide."""
-        return count * 4 * width * self.body.words
+        return count * BSRN_RING_ROWS * width * self.body.words
 
     def sync_size(self, int count, int height):
         """int64 words of zeroed synchronisation state that run() needs."""

@@ -103,8 +103,8 @@ def table(results: dict, sets: dict) -> str:
                  for name in sets}
     lines = ["| method | Set5 PSNR / SSIM (ours) | Set14 PSNR / SSIM (ours) | final train L1 | "
              "Set5 / Set14 PSNR, paper (full training) |", "| --- | --- | --- | --- | --- |",
-             f"| bicubic | {bicubic['Set5'][0]:.2f} / {bicubic['Set5'][1]:.4f} | "
-             f"{bicubic['Set14'][0]:.2f} / {bicubic['Set14'][1]:.4f} | - | - |"]
+             f"| bicubic | {trunc(bicubic['Set5'][0])} / {trunc(bicubic['Set5'][1], 4)} | "
+             f"{trunc(bicubic['Set14'][0])} / {trunc(bicubic['Set14'][1], 4)} | - | - |"]
     ranked = sorted(results["methods"].items(), key=lambda kv: -kv[1]["scores"]["Set5"]["psnr"])
     for method, record in ranked:
         sc = record["scores"]
@@ -113,7 +113,7 @@ def table(results: dict, sets: dict) -> str:
                                 for n in ("Set5", "Set14")) if paper else "-"
         lines.append(f"| {method} | {trunc(sc['Set5']['psnr'])} / {trunc(sc['Set5']['ssim'], 4)} | "
                      f"{trunc(sc['Set14']['psnr'])} / {trunc(sc['Set14']['ssim'], 4)} | "
-                     f"{record['final_loss']:.4f} | {paper_cell} |")
+                     f"{trunc(record['final_loss'], 4)} | {paper_cell} |")
     return "\n".join(lines) + "\n"
 
 

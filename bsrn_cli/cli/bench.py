@@ -16,13 +16,22 @@ from bsrn_cli.errors import BsrnError
 from bsrn_cli.system import cpu_name
 
 
+PAUSE_SECONDS = 0.05
+
+
 def _interleaved_medians(runs: dict, rounds: int) -> dict[str, float]:
-    """Median seconds of each callable, run in turns (one warm-up each first)."""
+    """Median seconds of each callable, run in turns (one warm-up each first).
+
+    Each timed call starts after a short pause: torch's OpenMP workers keep spinning for a
+    while after a parallel region, and on a 2-core machine they would otherwise take the cores
+    from whatever runs next (a short packed call measured right after a torch call lost up to a
+    third of its speed to them). Every callable gets the same pause, outside its timing."""
     for run in runs.values():
         run()
     samples = {name: [] for name in runs}
     for _ in range(rounds):
         for name, run in runs.items():
+            time.sleep(PAUSE_SECONDS)
             start = time.perf_counter()
             run()
             samples[name].append(time.perf_counter() - start)

@@ -134,3 +134,21 @@ def test_packed_backend_takes_only_what_it_can_run():
     assert resolve_backend("auto", cpu, tiny("srresnet", "bnn")) == "torch"
     with pytest.raises(BsrnError):
         resolve_backend("packed", cpu, tiny("bsrn", "abc"))
+
+
+@pytest.mark.parametrize("backbone", zoo.BACKBONES)
+@pytest.mark.parametrize("method", list(METHODS))
+def test_the_training_loop_runs_every_method_on_every_backbone(backbone, method, tmp_path):
+    from bsrn_cli.train.loop import TrainConfig, train
+    from tests.conftest import write_image
+
+    for i in range(2):
+        write_image(tmp_path / "hr" / f"im{i}.png", size=(20, 18), seed=i)
+    config = TrainConfig(data=[str(tmp_path / "hr")], scale=2, backbone=backbone, method=method,
+                         model_overrides=TINY[backbone], steps=2, batch=2, lr_patch=6, threads=1,
+                         device="cpu", out=str(tmp_path / "run"), log_every=1)
+    summary = train(config, log=lambda _: None)
+    assert summary["step"] == 2
+    model, meta = load_weights(tmp_path / "run" / "best.safetensors")
+    assert meta["architecture"] == backbone and meta["method"] == method
+    assert meta["training"]["steps"] == 2
