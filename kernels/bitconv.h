@@ -5,7 +5,7 @@
 
 /* Rows of packed input bits kept per block: a deeper ring lets threads work on more rows of one
  * block at once (a pack of row y must wait until the rows that read slot y - BSRN_RING_ROWS are done). */
-#define BSRN_RING_ROWS 8
+#define BSRN_RING_ROWS 8 /* a power of two (slots are taken with a mask) */
 
 #include <stddef.h>
 #include <stdint.h>
