@@ -109,4 +109,5 @@ register_model(PretrainedModel(
     sha256="c557eec4307edb9cb45eecc13fed9ff1dad1495868470d8a77df5c62bbff056e", size=4551024,
     description=FAST_DESCRIPTION.format(4), hub_repo=HUB_REPO, revision=RELEASE_REVISION, licence="mit",
     architecture="bsrn", config_summary=FAST_SUMMARY,
-    quality={"Set5_psnr": 30.711, "Set5_ssim": 0.8703, "Set14_psnr": 27.573, "Set14_ssim": 0.7564}))
+    quality={"Set5_psnr": 30.711, "Set5_ssim": 0.8703, "Set14_psnr": 27.573, "Set14_ssim": 0.7564,
+             "B100_psnr": 27.011, "B100_ssim": 0.715}))
