@@ -33,10 +33,10 @@ def set14() -> Path:
     return require_dataset("Set14")
 
 
-def tiny_model(scale: int = 2, preset: str = "fast", **overrides) -> BSRN:
+def tiny_model(scale: int = 2, preset: str = "fast", channels: int = 8, seed: int = 0, **overrides) -> BSRN:
     """A small BSRN (2 LB blocks, 8 channels) with non-trivial random weights, in eval mode."""
-    torch.manual_seed(0)
-    model = BSRN(preset_config(preset, scale, channels=8, hpb_blocks=1, **overrides))
+    torch.manual_seed(seed)
+    model = BSRN(preset_config(preset, scale, channels=channels, hpb_blocks=1, **overrides))
     with torch.no_grad():
         for p in model.parameters():
             if p.dim() == 4 and p.abs().sum() == 0:  # zero-initialised last conv: give it content
@@ -57,3 +57,12 @@ def write_image(path: Path, size=(40, 30), mode="RGB", seed=0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
     return path
+
+
+@pytest.fixture
+def images(tmp_path):
+    """A folder of three small random HR images (training data for the loop tests)."""
+    folder = tmp_path / "hr"
+    for i in range(3):
+        write_image(folder / f"im{i}.png", size=(50, 44), seed=i)
+    return folder

@@ -57,13 +57,18 @@ class OutputImage:
     exif: Image.Exif | None = None
 
 
-def _open(path: Path) -> Image.Image:
+def check_input_file(path: Path, what: str) -> None:
+    """One-line errors for inputs that are no file at all: a folder, nothing, zero bytes."""
     if path.is_dir():
-        raise BsrnError(f"{path}: is a folder, not an image")
+        raise BsrnError(f"{path}: is a folder, not {what}")
     if not path.exists():
         raise BsrnError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise BsrnError(f"{path}: empty file")
+
+
+def _open(path: Path) -> Image.Image:
+    check_input_file(path, "an image")
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         with warnings.catch_warnings():

@@ -22,6 +22,7 @@ import numpy as np
 
 from bsrn_cli.errors import BsrnError
 from bsrn_cli.io.atomic import atomic_write
+from bsrn_cli.io.images import check_input_file
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm"}
 FOURCC = {".mp4": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG", ".webm": "VP80"}
@@ -66,12 +67,7 @@ def _quiet_stderr():
 def _open_capture(path: Path):
     import cv2
 
-    if path.is_dir():
-        raise BsrnError(f"{path}: is a folder, not a video")
-    if not path.exists():
-        raise BsrnError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise BsrnError(f"{path}: empty file")
+    check_input_file(path, "a video")
     if not os.access(path, os.R_OK):
         raise BsrnError(f"{path}: permission denied")
     capture = cv2.VideoCapture(str(path))

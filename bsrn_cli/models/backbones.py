@@ -12,8 +12,8 @@ RGB in [0, 1]; the first and last convs stay float, as in every binary SR paper.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +53,7 @@ def _check_common(config) -> None:
 
 @dataclass(frozen=True)
 class VDSRConfig(Binarization):
+    label: ClassVar[str] = "VDSR"
     scale: int = 4
     channels: int = 64
     blocks: int = 6
@@ -63,9 +64,6 @@ class VDSRConfig(Binarization):
         _check_common(self)
         if min(self.channels, self.blocks, self.layers_per_block) < 1:
             raise BsrnError("channels, blocks and layers_per_block must be positive")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 class VDSR(_Backbone):
@@ -96,6 +94,7 @@ class VDSR(_Backbone):
 
 @dataclass(frozen=True)
 class SRResNetConfig(Binarization):
+    label: ClassVar[str] = "SRResNet"
     scale: int = 4
     channels: int = 64
     blocks: int = 16
@@ -105,9 +104,6 @@ class SRResNetConfig(Binarization):
         _check_common(self)
         if min(self.channels, self.blocks) < 1:
             raise BsrnError("channels and blocks must be positive")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 class SRResNet(_Backbone):

@@ -6,9 +6,9 @@ explains every choice. Configurations differ only in :class:`BSRNConfig` fields.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,8 @@ IMAGE_SKIPS = ("none", "nearest", "bicubic")
 @dataclass(frozen=True)
 class BSRNConfig(Binarization):
     """Everything that decides the network's shape and its binarization (method fields: methods.py)."""
+
+    label: ClassVar[str] = "BSRN"
 
     scale: int = 4
     channels: int = 48
@@ -50,16 +52,6 @@ class BSRNConfig(Binarization):
         if self.channels < 1 or self.hpb_blocks < 1 or self.lb_per_hpb < 1:
             raise BsrnError("channels, hpb_blocks and lb_per_hpb must be positive")
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "BSRNConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise BsrnError(f"unknown BSRN configuration fields: {', '.join(sorted(unknown))}")
-        return cls(**values)
 
 
 PRESETS: dict[str, dict] = {

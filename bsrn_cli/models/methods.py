@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import nn
 
@@ -72,6 +73,8 @@ def method_fields(name: str) -> dict:
 class Binarization:
     """The fields every backbone's configuration shares."""
 
+    label: ClassVar[str] = "model"  # the backbone's name in messages
+
     method: str = "bam"
     weight_accumulation: str = "learned"      # bam only: learned | ones (W1) | none (W2)
     activation_accumulation: str = "learned"  # bam only: learned | ones (A1) | none (A2)
@@ -114,3 +117,11 @@ class Binarization:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        """A configuration from stored values; unknown field names are a one-line error."""
+        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise BsrnError(f"unknown {cls.label} configuration fields: {', '.join(sorted(unknown))}")
+        return cls(**values)

@@ -6,7 +6,6 @@ trained the weights (data, steps, device, minutes) and how good they are (Set5 P
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -99,11 +98,7 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
 
 def build_model(meta: dict) -> BSRN:
     model_class, config_class = ARCHITECTURES[meta["architecture"]]
-    known = {f.name for f in dataclasses.fields(config_class)}
-    unknown = set(meta["config"]) - known
-    if unknown:
-        raise BsrnError(f"unknown {meta['architecture']} configuration fields: {', '.join(sorted(unknown))}")
-    return model_class(config_class(**meta["config"]))
+    return model_class(config_class.from_dict(meta["config"]))
 
 
 def load_weights(path: str | os.PathLike) -> tuple[BSRN, dict]:

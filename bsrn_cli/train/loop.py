@@ -298,6 +298,14 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
 
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and config.bf16
                 else nullcontext())
+
+    def forward_backward(module: nn.Module, lr_batch: torch.Tensor, hr_batch: torch.Tensor) -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast:
+            sr = module(lr_batch)
+        loss = F.l1_loss(sr.float(), hr_batch)
+        loss.backward()
+        return loss
     listing = "\n".join(sorted(str(p) for p in paths)).encode()
     cfg = model.config
     training_record = {"backbone": config.backbone, "method": cfg.method_name,
@@ -344,23 +352,15 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
                     lr_batch, hr_batch = to_device(*prefetch.next(), device=device)
                 else:
                     lr_batch, hr_batch = sampler.sample(config.batch, config.lr_patch, rng, device)
-                optimizer.zero_grad(set_to_none=True)
                 try:
-                    with autocast:
-                        sr = net(lr_batch)
-                    loss = F.l1_loss(sr.float(), hr_batch)
-                    loss.backward()
+                    loss = forward_backward(net, lr_batch, hr_batch)
                 except Exception as exc:  # torch.compile fails lazily, at the first call
                     if net is eager_net or steps_this_call:
                         raise
                     log(f"torch.compile failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
                         "training without it")
                     net = eager_net
-                    optimizer.zero_grad(set_to_none=True)
-                    with autocast:
-                        sr = net(lr_batch)
-                    loss = F.l1_loss(sr.float(), hr_batch)
-                    loss.backward()
+                    loss = forward_backward(net, lr_batch, hr_batch)
                 if config.grad_clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 optimizer.step()

@@ -22,15 +22,6 @@ def _random_pm1(rng, shape):
     return np.where(rng.random(shape) < 0.5, -1.0, 1.0).astype(np.float32)
 
 
-@pytest.fixture(params=["portable", "popcnt", "avx2"])
-def dispatch_path(request):
-    from bsrn_cli import _packed
-    before = _packed.path()
-    _packed.set_path(request.param)
-    yield _packed.path()
-    _packed.set_path(before)
-
-
 @settings(max_examples=60, deadline=None)
 @given(height=st.integers(1, 9), width=st.integers(1, 9), cin=st.integers(1, 150), cout=st.integers(1, 13),
        kernel_size=st.sampled_from([1, 3]), seed=st.integers(0, 2**31 - 1))

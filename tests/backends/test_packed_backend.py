@@ -69,32 +69,12 @@ def test_packed_tiling_equals_untiled():
     assert np.abs(whole.astype(int) - tiled.astype(int)).max() <= 1
 
 
-@pytest.fixture(params=["portable", "popcnt", "avx2"])
-def dispatch_path(request):
-    from bsrn_cli import _packed
-    before = _packed.path()
-    _packed.set_path(request.param)
-    yield _packed.path()
-    _packed.set_path(before)
-
-
 # 8 and 16 channels: the unrolled AVX2 pass (the shipped configuration fixed at compile time for
 # "fast", read at run time for "paper"); 13: the generic AVX2 pass with scalar tail channels;
 # 70: two words per pixel (POPCNT kernels under the AVX2 path).
 def _model(preset: str, channels: int):
     """tiny_model with another channel count (same non-trivial random weights and BN statistics)."""
-    from bsrn_cli.models.bsrn import BSRN, preset_config
-    torch.manual_seed(channels)
-    model = BSRN(preset_config(preset, 2, channels=channels, hpb_blocks=1))
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() == 4 and p.abs().sum() == 0:
-                p.normal_(0, 0.1)
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.normal_(0, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-    return model.eval()
+    return tiny_model(2, preset, channels=channels, seed=channels)
 
 
 @pytest.mark.parametrize("channels", [8, 13, 16, 70])

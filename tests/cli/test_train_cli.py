@@ -15,14 +15,6 @@ from tests.conftest import REPO, write_image
 TINY_SETS = ["--set", "channels=8", "--set", "hpb_blocks=1"]
 
 
-@pytest.fixture
-def images(tmp_path):
-    folder = tmp_path / "hr"
-    for i in range(3):
-        write_image(folder / f"im{i}.png", size=(50, 44), seed=i)
-    return folder
-
-
 def bsrn(*args, env=None, **kwargs):
     environment = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "bsrn_cli", *map(str, args)], capture_output=True, text=True,

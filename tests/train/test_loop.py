@@ -14,14 +14,6 @@ from tests.conftest import tiny_model, write_image
 TINY = {"channels": 8, "hpb_blocks": 1}
 
 
-@pytest.fixture
-def images(tmp_path):
-    folder = tmp_path / "hr"
-    for i in range(3):
-        write_image(folder / f"im{i}.png", size=(50, 44), seed=i)
-    return folder
-
-
 def _config(images, tmp_path, **changes):
     values = dict(data=[str(images)], scale=2, model_overrides=TINY, steps=4, batch=2, lr_patch=8,
                   warmup_steps=1, threads=1, val_data=str(images), val_every=2, checkpoint_every=2, device="cpu",
