@@ -4,6 +4,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 setup(ext_modules=cythonize(
-    [Extension("bsrn_cli._packed", ["kernels/packed.pyx", "kernels/bitconv.c"], include_dirs=["kernels"],
+    [Extension("bsrn_cli._packed", ["kernels/packed.pyx", "kernels/bitconv.c", "kernels/floatconv.c"],
+               include_dirs=["kernels"],
                extra_compile_args=["-O3", "-std=c99"])],
     language_level=3))

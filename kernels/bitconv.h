@@ -81,4 +81,21 @@ typedef struct {
 void bsrn_body_run(const bsrn_body *body, int first, int count, const float *in, float *out, int height,
                    int width, uint64_t *ring, int threads, int64_t *sync);
 
+/* Float 3x3 convolution (kernels/floatconv.c) with zero padding, NHWC: in [H][W][cin],
+ * w [9][cin][cout_pad] (taps row by row), bias [cout_pad], out [H][W][cout], with cout_pad =
+ * cout rounded up to a multiple of 8 (padding weights 0). Rows [row_begin, row_end). Every
+ * pixel gets the same arithmetic, so any crop of the input gives bit-identical interior pixels. */
+#define FLOATCONV_MAX_CIN 1024
+#define FLOATCONV_MAX_COUT 1024
+void floatconv3x3_rows(const float *in, int height, int width, int cin, const float *w, const float *bias,
+                       int cout, float *out, int row_begin, int row_end);
+
+/* The bicubic image skip, added in place: out [H*s][W*s][channels] becomes ((out + 0.5) +
+ * bicubic(lr)) - 0.5, for output rows [row_begin, row_end); lr [H][W][channels]; weights
+ * [s][4] and offsets [s] per output phase (kernels/floatconv.c). Position-independent like
+ * the convs: width * channels <= FLOATCONV_MAX_COLUMN. */
+#define FLOATCONV_MAX_COLUMN 65536
+void bicubic_add_rows(const float *lr, int height, int width, int channels, int scale, const float *weights,
+                      const int *offsets, float *out, int row_begin, int row_end);
+
 #endif

@@ -1,6 +1,8 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
 """Python entry points of the packed-bit kernels (kernels/bitconv.c); all release the GIL."""
 
+import os
+
 import numpy as np
 
 from libc.stdlib cimport free, malloc
@@ -36,9 +38,17 @@ cdef extern from "bitconv.h":
     void pack_signs(const float *x, int64_t pixels, int channels, int words, uint64_t *out) nogil
     void bsrn_body_run(const bsrn_body *body, int first, int count, const float *inp, float *out, int height,
                        int width, uint64_t *ring, int threads, int64_t *sync) nogil
+    int FLOATCONV_MAX_CIN
+    int FLOATCONV_MAX_COUT
+    void floatconv3x3_rows(const float *inp, int height, int width, int cin, const float *w, const float *bias,
+                           int cout, float *out, int row_begin, int row_end) nogil
+    int FLOATCONV_MAX_COLUMN
+    void bicubic_add_rows(const float *lr, int height, int width, int channels, int scale, const float *weights,
+                          const int *offsets, float *out, int row_begin, int row_end) nogil
 
 PATHS = {0: "portable", 1: "popcnt", 2: "avx2"}
 MAX_CHANNELS = BSRN_MAX_CHANNELS
+MAX_COLUMN = FLOATCONV_MAX_COLUMN  # width * channels of bicubic_add
 
 
 def path():
@@ -46,10 +56,34 @@ def path():
     return PATHS[bitconv_path()]
 
 
-def set_path(name):
-    """Force a path by name (tests); a path the CPU lacks falls back to the best it has."""
+def _ceiling():
+    """BSRN_KERNEL_PATH=NAME caps the paths at NAME (to run or test what a CPU without the
+    faster ones gets); unset or unknown: no cap."""
     inverse = {v: k for k, v in PATHS.items()}
+    return inverse.get(os.environ.get("BSRN_KERNEL_PATH", "").strip().lower(), max(PATHS))
+
+
+def available_paths():
+    """The paths this CPU can run (within BSRN_KERNEL_PATH), slowest first; the last is the default."""
+    before = bitconv_path()
+    best = bitconv_set_path(_ceiling())
+    bitconv_set_path(before)
+    return [PATHS[i] for i in range(best + 1)]
+
+
+def set_path(name):
+    """Force a path by name (tests, bench). A path this CPU lacks raises ValueError: it never
+    silently runs another path in its place."""
+    inverse = {v: k for k, v in PATHS.items()}
+    if name not in inverse:
+        raise ValueError(f"unknown kernel path {name!r}; known: {', '.join(PATHS.values())}")
+    available = available_paths()
+    if name not in available:
+        raise ValueError(f"kernel path {name!r} is not available on this CPU; available: {', '.join(available)}")
     return PATHS[bitconv_set_path(inverse[name])]
+
+
+bitconv_set_path(_ceiling())
 
 
 def pack(const float[:, :, ::1] x, uint64_t[:, :, ::1] out):
@@ -75,6 +109,43 @@ def prepare3x3(const uint64_t[:, ::1] wts, int cin):
     cdef int32_t[:, ::1] s = tap_sum
     bitconv_prepare3x3(&wts[0, 0], cin, cout, words, &g[0] if g.shape[0] else NULL, &s[0, 0])
     return grouped, tap_sum
+
+
+def float_conv3x3(const float[:, :, ::1] inp, const float[:, :, ::1] w, const float[::1] bias,
+                  float[:, :, ::1] out, int row_begin, int row_end):
+    """Rows [row_begin, row_end) of a float 3x3 conv with zero padding: inp (H, W, cin), w (9, cin,
+    cout_pad), bias (cout_pad,), out (H, W, cout), cout_pad = cout rounded up to a multiple of 8.
+    Every pixel gets the same arithmetic (kernels/floatconv.c): crops give identical pixels."""
+    cdef int height = inp.shape[0], width = inp.shape[1], cin = inp.shape[2], cout = out.shape[2]
+    cdef int cout_pad = (cout + 7) // 8 * 8
+    if (w.shape[0] != 9 or w.shape[1] != cin or w.shape[2] != cout_pad or bias.shape[0] != cout_pad
+            or out.shape[0] != height or out.shape[1] != width or cin > FLOATCONV_MAX_CIN
+            or cout > FLOATCONV_MAX_COUT or cin < 1 or cout < 1):
+        raise ValueError("float_conv3x3: shapes do not match")
+    if not (0 <= row_begin <= row_end <= height):
+        raise ValueError("float_conv3x3: bad row range")
+    if row_begin == row_end or width == 0:
+        return
+    with nogil:
+        floatconv3x3_rows(&inp[0, 0, 0], height, width, cin, &w[0, 0, 0], &bias[0], cout, &out[0, 0, 0],
+                          row_begin, row_end)
+
+
+def bicubic_add(const float[:, :, ::1] lr, const float[:, ::1] weights, const int[::1] offsets,
+                float[:, :, ::1] out, int row_begin, int row_end):
+    """Rows [row_begin, row_end) of out (H*s, W*s, c) = ((out + 0.5) + bicubic(lr)) - 0.5, lr (H, W, c),
+    weights (s, 4) and offsets (s,) per output phase (kernels/floatconv.c)."""
+    cdef int height = lr.shape[0], width = lr.shape[1], channels = lr.shape[2], scale = weights.shape[0]
+    if (weights.shape[1] != 4 or offsets.shape[0] != scale or out.shape[0] != height * scale
+            or out.shape[1] != width * scale or out.shape[2] != channels or width * channels > FLOATCONV_MAX_COLUMN):
+        raise ValueError("bicubic_add: shapes do not match")
+    if not (0 <= row_begin <= row_end <= out.shape[0]):
+        raise ValueError("bicubic_add: bad row range")
+    if row_begin == row_end or width == 0:
+        return
+    with nogil:
+        bicubic_add_rows(&lr[0, 0, 0], height, width, channels, scale, &weights[0, 0], &offsets[0], &out[0, 0, 0],
+                         row_begin, row_end)
 
 
 cdef bitconv_layer make_layer(int ksize, int cin, const uint64_t[:, ::1] wts, const uint64_t[::1] grouped,

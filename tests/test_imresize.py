@@ -3,7 +3,7 @@ import pytest
 
 from bsrn_cli.imresize import imresize, modcrop
 from bsrn_cli.io.images import read_image_array
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, skip_unless_local
 
 
 def _reference_pairs():
@@ -17,7 +17,7 @@ def _reference_pairs():
 @pytest.mark.parametrize("hr_path,lr_path,scale", list(_reference_pairs()))
 def test_reproduces_matlab_lr_files_bit_for_bit(hr_path, lr_path, scale):
     if not lr_path.exists():
-        pytest.skip(f"{lr_path} not present")
+        skip_unless_local(f"{lr_path} not present")
     lr = imresize(modcrop(read_image_array(hr_path), scale), 1 / scale)
     reference = read_image_array(lr_path)
     assert lr.dtype == np.uint8 and lr.shape == reference.shape

@@ -7,7 +7,10 @@ thresholds, so sign(BN(.)) becomes a compare fused into the packing. The C drive
 (kernels/bitconv.c, ``bsrn_body_run``) runs the whole body: per block and row the binary 3x3
 conv, then per pixel the scale, RPReLU, skips, the BAM activation accumulation (b_scale and the
 channel-mean map), the two binary 1x1 convs and the packing of the next block's input. The
-float head and tail (body conv, upsampler, image skip) stay in torch.
+float convolutions of the head and tail (head, body conv, upsampler convs) run in C too
+(kernels/floatconv.c), with the same arithmetic for every pixel, so a tile's pixels equal the
+whole image's bit for bit (tiled == untiled exactly); the pixel shuffle and the skips are
+element-wise numpy, the bicubic image skip torch.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from bsrn_cli.backends import bitpack
 from bsrn_cli.backends.torch_backend import TiledUpscaler
@@ -29,6 +33,83 @@ def to_pixels(maps: torch.Tensor) -> np.ndarray:
     """(1, C, H, W) tensor -> float32 (H*W, C) array, the layout of the packed body (a view
     when the tensor is channels_last)."""
     return maps[0].permute(1, 2, 0).reshape(-1, maps.shape[1]).contiguous().numpy()
+
+
+class FloatConv:
+    """A float 3x3 conv (padding 1) of the head or tail, run by the C kernel on NHWC maps."""
+
+    def __init__(self, conv: torch.nn.Conv2d):
+        if conv.kernel_size != (3, 3) or conv.padding != (1, 1) or conv.stride != (1, 1) or conv.groups != 1 \
+                or conv.dilation != (1, 1):
+            raise BsrnError("the packed backend runs float convs of 3x3, stride 1, padding 1 only")
+        cout, cin = conv.weight.shape[:2]
+        padded = (cout + 7) // 8 * 8
+        self.cout = cout
+        self.weights = np.zeros((9, cin, padded), dtype=np.float32)
+        self.weights[..., :cout] = conv.weight.detach().float().permute(2, 3, 1, 0).reshape(9, cin, cout).numpy()
+        self.bias = np.zeros(padded, dtype=np.float32)
+        if conv.bias is not None:
+            self.bias[:cout] = conv.bias.detach().float().numpy()
+
+    def __call__(self, maps: np.ndarray, out: np.ndarray, pool: ThreadPoolExecutor | None, threads: int) -> np.ndarray:
+        """float32 (H, W, cin) -> ``out`` (H, W, cout), rows split over ``threads``."""
+        split_rows(bitpack._packed.float_conv3x3, maps.shape[0], (maps, self.weights, self.bias, out), pool, threads)
+        return out
+
+
+def split_rows(function, rows: int, args: tuple, pool: ThreadPoolExecutor | None, threads: int) -> None:
+    """``function(*args, begin, end)`` over ``threads`` slices of range(rows): one slice in this
+    thread, the others on ``pool`` (the kernels release the GIL)."""
+    parts = max(1, min(threads, rows)) if pool is not None else 1
+    bounds = [rows * i // parts for i in range(parts + 1)]
+    jobs = [pool.submit(function, *args, bounds[i], bounds[i + 1]) for i in range(1, parts)]
+    function(*args, bounds[0], bounds[1])
+    for job in jobs:
+        job.result()
+
+
+def pixel_shuffle(maps: np.ndarray, factor: int) -> np.ndarray:
+    """(H, W, C * f * f) -> (H * f, W * f, C), the NHWC form of torch's PixelShuffle."""
+    height, width, channels = maps.shape
+    c = channels // (factor * factor)
+    return np.ascontiguousarray(maps.reshape(height, width, c, factor, factor).transpose(0, 3, 1, 4, 2)
+                                ).reshape(height * factor, width * factor, c)
+
+
+def _cubic_phases(scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each output phase i (output index = scale * k + i): the offset of its first source
+    pixel from k and its four cubic weights (a = -0.75, half-pixel centres: torch's bicubic)."""
+    a = -0.75
+    near = lambda t: ((a + 2) * t - (a + 3)) * t * t + 1
+    far = lambda t: ((a * t - 5 * a) * t + 8 * a) * t - 4 * a
+    offsets, weights = [], []
+    for i in range(scale):
+        real = (i + 0.5) / scale - 0.5
+        first = int(np.floor(real))
+        t = real - first
+        offsets.append(first - 1)
+        weights.append([far(t + 1), near(t), near(1 - t), far(2 - t)])
+    return np.array(offsets), np.array(weights, dtype=np.float32)
+
+
+def bicubic_upscale(image: np.ndarray, scale: int) -> np.ndarray:
+    """float32 (h, w, c) -> (h * s, w * s, c) bicubic with edge pixels repeated, as torch's
+    ``interpolate(mode="bicubic", align_corners=False)`` to float rounding. The weights depend
+    only on an output pixel's phase, never on its position, so a crop gives identical pixels."""
+    offsets, weights = _cubic_phases(scale)
+
+    def along(axis_image: np.ndarray) -> np.ndarray:  # upscale axis 1 of (rows, n, c)
+        rows, n, c = axis_image.shape
+        out = np.empty((rows, n * scale, c), dtype=np.float32)
+        k = np.arange(n)
+        for i in range(scale):
+            taps = [axis_image[:, np.clip(k + offsets[i] + b, 0, n - 1)] for b in range(4)]
+            out[:, i::scale] = ((weights[i, 0] * taps[0] + weights[i, 1] * taps[1]) + weights[i, 2] * taps[2]) \
+                + weights[i, 3] * taps[3]
+        return out
+
+    tall = along(image.transpose(1, 0, 2)).transpose(1, 0, 2)  # rows first, as the C kernel
+    return along(np.ascontiguousarray(tall))
 
 
 class PackedLayer:
@@ -91,6 +172,16 @@ class PackedBSRN:
         with torch.no_grad():
             self.kernels = model.binary_kernels()
         self.body = export_body(model, self.kernels)
+        self.head = FloatConv(model.head)
+        self.body_conv = FloatConv(model.body_conv) if model.body_conv is not None else None
+        self.upsampler = []  # FloatConv or a pixel-shuffle factor, in order
+        for module in model.upsampler:
+            if isinstance(module, torch.nn.Conv2d):
+                self.upsampler.append(FloatConv(module))
+            elif isinstance(module, torch.nn.PixelShuffle):
+                self.upsampler.append(module.upscale_factor)
+            else:
+                raise BsrnError(f"the packed backend does not run a {type(module).__name__} in the upsampler")
         self.timings: dict[str, float] | None = None  # per layer type, when profiling
         self._buffers: dict[tuple, np.ndarray] = {}
 
@@ -135,23 +226,51 @@ class PackedBSRN:
         self.run_blocks(index, 1, h, out, height, width)
         return out
 
+    def _conv(self, conv: FloatConv, maps: np.ndarray, kind: str) -> np.ndarray:
+        out = self._buffer(kind, maps.shape[:2] + (conv.cout,), np.float32)
+        return conv(maps, out, self.pool, self.threads)
+
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """(1, 3, h, w) float in [0, 1] -> (1, 3, h*s, w*s), the same values as the model's forward."""
         model = self.model
         _, _, height, width = x.shape
         with self._timed("float head"):
-            features = model.head(x.contiguous(memory_format=torch.channels_last) - 0.5)
-        with self._timed("layout (NCHW <-> NHWC)"):
-            h = to_pixels(features)  # a view when the head kept channels_last
+            pixels = np.ascontiguousarray(x[0].permute(1, 2, 0).numpy())
+            features = self._conv(self.head, pixels - np.float32(0.5), "head").reshape(height * width, -1)
         body_start = time.perf_counter()
-        out = self._buffer("body", h.shape, np.float32)
-        self.run_blocks(0, self.body.blocks, h, out, height, width)
+        out = self._buffer("body", features.shape, np.float32)
+        self.run_blocks(0, self.body.blocks, features, out, height, width)
         if self.timings is not None:
             self._profile_body(time.perf_counter() - body_start, height, width)
-        with self._timed("layout (NCHW <-> NHWC)"):
-            body = torch.from_numpy(out).view(1, height, width, -1).permute(0, 3, 1, 2)  # channels_last view
         with self._timed("float tail (body conv, upsampler, image skip)"):
-            return model.tail(body, features, x)
+            body = out.reshape(height, width, -1)
+            if self.body_conv is not None:
+                body = self._conv(self.body_conv, body, "body conv")
+            maps = body + features.reshape(height, width, -1)
+            for i, step in enumerate(self.upsampler):
+                maps = self._conv(step, maps, f"upsampler {i}") if isinstance(step, FloatConv) \
+                    else pixel_shuffle(maps, step)
+            skip = model.config.image_skip
+            if skip == "bicubic":
+                result = self._add_bicubic(pixels, maps)
+            else:
+                result = maps + np.float32(0.5)
+                if skip != "none":
+                    upscaled = F.interpolate(x, scale_factor=model.scale, mode=skip)[0].permute(1, 2, 0).numpy()
+                    result = (result + upscaled) - np.float32(0.5)
+            return torch.from_numpy(result).permute(2, 0, 1).unsqueeze(0)
+
+    def _add_bicubic(self, pixels: np.ndarray, maps: np.ndarray) -> np.ndarray:
+        """((maps + 0.5) + bicubic(pixels)) - 0.5, the model's output with its image skip: in C,
+        in place, or in numpy for rows wider than the C kernel's buffer."""
+        offsets, weights = _cubic_phases(self.model.scale)
+        if pixels.shape[1] * pixels.shape[2] > bitpack._packed.MAX_COLUMN:
+            return ((maps + np.float32(0.5)) + bicubic_upscale(pixels, self.model.scale)) - np.float32(0.5)
+        result = np.ascontiguousarray(maps)
+        split_rows(bitpack._packed.bicubic_add, result.shape[0], (pixels, weights, offsets.astype(np.int32), result),
+                   self.pool, self.threads)
+        return result
 
     def _profile_body(self, seconds: float, height: int, width: int) -> None:
         """Split the fused body's time: the binary convs timed alone (the same kernels and thread

@@ -13,6 +13,8 @@ from bsrn_cli import __version__
 from bsrn_cli.cli.common import Settings, err_console, report_error
 from bsrn_cli.errors import BsrnError
 
+INTERRUPTED = 130  # exit status after Ctrl-C, as shells report SIGINT
+
 app = typer.Typer(name="bsrn", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Upscale images with a binarized super-resolution network (BSRN).")
 
@@ -55,13 +57,15 @@ _register()
 def main() -> None:
     try:
         status = app(standalone_mode=False)
+        if status == INTERRUPTED:  # Typer returns 130 for Ctrl-C (no command of ours exits so)
+            err_console.print("aborted")
         if isinstance(status, int) and status:
             sys.exit(status)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         err_console.print("aborted")
-        sys.exit(130)
+        sys.exit(INTERRUPTED)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -31,6 +31,7 @@ FORMAT_SUFFIXES = {"png": ".png", "jpg": ".jpg", "webp": ".webp", "tiff": ".tif"
 MAX_PIXELS = 16384 * 16384
 ORIENTATION = 0x0112
 EXIF_IFD, EXIF_WIDTH, EXIF_HEIGHT = 0x8769, 0xA002, 0xA003
+GPS_IFD = 0x8825
 _SIXTEEN_BIT_GRAY = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 
@@ -301,6 +302,16 @@ def _flatten_on_white(pixels: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return flat if pixels.ndim == 3 else flat[..., 0]
 
 
+def _tiff_exif(exif: Image.Exif) -> Image.Exif:
+    """The EXIF tags a TIFF can take: the main ones, without the pointers to the Exif and GPS
+    sub-IFDs, which Pillow's TIFF writer cannot write (libtiff refuses the whole file)."""
+    flat = Image.Exif()
+    for tag, value in exif.items():
+        if tag not in (EXIF_IFD, GPS_IFD):
+            flat[tag] = value
+    return flat
+
+
 def save_output_atomic(out: OutputImage, path: Path, quality: int = 95) -> None:
     """Write an upscaled image in the format its suffix names, with its profile and EXIF."""
     fmt = output_format(path)
@@ -324,7 +335,7 @@ def save_output_atomic(out: OutputImage, path: Path, quality: int = 95) -> None:
         if out.icc:
             options["icc_profile"] = out.icc
         if out.exif is not None:
-            options["exif"] = out.exif.tobytes()
+            options["exif"] = _tiff_exif(out.exif).tobytes() if fmt == "TIFF" else out.exif.tobytes()
     atomic_write(path, lambda tmp: image.save(tmp, format=fmt, **options))
 
 

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bsrn_cli.backends import bitpack
+from tests.backends.conftest import KERNEL_PATHS, force_path
 
 pytestmark = pytest.mark.skipif(not bitpack.available(), reason="packed kernels not built")
 
@@ -22,20 +23,47 @@ def _random_pm1(rng, shape):
     return np.where(rng.random(shape) < 0.5, -1.0, 1.0).astype(np.float32)
 
 
-@settings(max_examples=60, deadline=None)
+@pytest.mark.parametrize("path", KERNEL_PATHS)
+@settings(max_examples=40, deadline=None)
 @given(height=st.integers(1, 9), width=st.integers(1, 9), cin=st.integers(1, 150), cout=st.integers(1, 13),
        kernel_size=st.sampled_from([1, 3]), seed=st.integers(0, 2**31 - 1))
-def test_binary_conv_equals_float_conv_on_pm1(height, width, cin, cout, kernel_size, seed):
+def test_binary_conv_equals_float_conv_on_pm1(path, height, width, cin, cout, kernel_size, seed):
     from bsrn_cli import _packed
-    rng = np.random.default_rng(seed)
-    act = _random_pm1(rng, (height, width, cin))
-    kernel = torch.from_numpy(_random_pm1(rng, (cout, cin, kernel_size, kernel_size)))
-    expected = _reference(act, kernel)
-    conv = bitpack.BinaryConv(kernel)
-    for path in ("portable", "popcnt", "avx2"):
-        _packed.set_path(path)
-        assert np.array_equal(conv(bitpack.pack_hwc(act)), expected), path
-    _packed.set_path("avx2")
+    before = _packed.path()
+    force_path(path)
+    try:
+        rng = np.random.default_rng(seed)
+        act = _random_pm1(rng, (height, width, cin))
+        kernel = torch.from_numpy(_random_pm1(rng, (cout, cin, kernel_size, kernel_size)))
+        assert np.array_equal(bitpack.BinaryConv(kernel)(bitpack.pack_hwc(act)), _reference(act, kernel))
+    finally:
+        _packed.set_path(before)
+
+
+@pytest.mark.parametrize("kernel_size", [1, 3])
+def test_binary_conv_exact_at_the_shipped_width(dispatch_path, kernel_size):
+    """48 channels in and out (the shipped models' width; 7 words for the nine 3x3 taps), on a map
+    with borders on every side and interior pixels."""
+    rng = np.random.default_rng(48 + kernel_size)
+    act = _random_pm1(rng, (9, 13, 48))
+    kernel = torch.from_numpy(_random_pm1(rng, (48, 48, kernel_size, kernel_size)))
+    assert np.array_equal(bitpack.BinaryConv(kernel)(bitpack.pack_hwc(act)), _reference(act, kernel))
+
+
+def test_a_path_this_cpu_lacks_is_refused_not_replaced():
+    """With the paths capped (BSRN_KERNEL_PATH, as on a CPU without AVX2), forcing avx2 raises
+    instead of running another path, and the default is the best path left."""
+    import subprocess
+    import sys
+    code = ("from bsrn_cli import _packed as p\n"
+            "print(p.available_paths(), p.path())\n"
+            "try:\n    p.set_path('avx2')\nexcept ValueError as e:\n    print('refused:', e)\n"
+            "print(p.path())\n")
+    env = {**__import__("os").environ, "BSRN_KERNEL_PATH": "popcnt"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.splitlines() == ["['portable', 'popcnt'] popcnt",
+                                "refused: kernel path 'avx2' is not available on this CPU; available: portable, popcnt",
+                                "popcnt"]
 
 
 def test_threads_split_rows_without_changing_the_result(dispatch_path):

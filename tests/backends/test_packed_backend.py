@@ -61,23 +61,51 @@ def test_auto_backend_is_packed_on_cpu_and_packed_refuses_cuda():
             make_upscaler(model, "packed", "cuda")
 
 
-def test_packed_tiling_equals_untiled():
-    model = tiny_model(2)
-    image = np.random.default_rng(0).integers(0, 256, (30, 41, 3), dtype=np.uint8)
+def _noise(h, w, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("channels", [8, 48])
+def test_packed_tiling_equals_untiled_exactly(dispatch_path, scale, channels):
+    """Every pixel of every tile is computed with the same arithmetic as in the whole image
+    (binary body, C float convs, phase-based bicubic skip): 0 difference, not 1 grey level."""
+    model = tiny_model(scale, channels=channels, seed=scale)
+    image = _noise(45, 61, seed=scale)
     whole = PackedUpscaler(model, tile=0).upscale(image)
-    tiled = PackedUpscaler(model, tile=12).upscale(image)
-    assert np.abs(whole.astype(int) - tiled.astype(int)).max() <= 1
+    for tile, threads in ((16, 1), (12, 2), (23, 3)):
+        assert np.array_equal(PackedUpscaler(model, tile=tile, threads=threads).upscale(image), whole), (tile, threads)
 
 
-# 8 and 16 channels: the unrolled AVX2 pass (the shipped configuration fixed at compile time for
-# "fast", read at run time for "paper"); 13: the generic AVX2 pass with scalar tail channels;
-# 70: two words per pixel (POPCNT kernels under the AVX2 path).
+def test_packed_tiling_equals_untiled_exactly_with_the_shipped_x4():
+    model, _, _ = load_model(default_model_name(4))
+    image = _noise(100, 90, seed=3)
+    assert np.array_equal(PackedUpscaler(model, tile=48, threads=2).upscale(image),
+                          PackedUpscaler(model, tile=0, threads=2).upscale(image))
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_an_overlap_one_pixel_short_is_caught(scale):
+    """The default overlap is the receptive radius, and it is not larger than needed: one pixel
+    less changes pixels along the tile seams."""
+    model = tiny_model(scale, channels=48, seed=scale)
+    image = _noise(45, 61, seed=scale)
+    radius = model.receptive_radius()
+    assert PackedUpscaler(model, tile=16).overlap == radius
+    whole = PackedUpscaler(model, tile=0).upscale(image)
+    short = PackedUpscaler(model, tile=16, overlap=radius - 1).upscale(image)
+    assert (short != whole).any(axis=2).sum() >= 20
+
+
+# 8, 16 and 48 channels: the unrolled AVX2 pass (the shipped configuration fixed at compile time for
+# "fast", read at run time for "paper"; 48 is the shipped width); 13: the generic AVX2 pass with
+# scalar tail channels; 70: two words per pixel (POPCNT kernels under the AVX2 path).
 def _model(preset: str, channels: int):
     """tiny_model with another channel count (same non-trivial random weights and BN statistics)."""
     return tiny_model(2, preset, channels=channels, seed=channels)
 
 
-@pytest.mark.parametrize("channels", [8, 13, 16, 70])
+@pytest.mark.parametrize("channels", [8, 13, 16, 48, 70])
 @pytest.mark.parametrize("preset", ["fast", "paper"])
 @pytest.mark.parametrize("threads", [1, 3])
 def test_fused_body_matches_torch_on_every_path(dispatch_path, channels, preset, threads):

@@ -15,14 +15,25 @@ def _image(h, w, seed=0):
     return np.clip(smooth + rng.normal(0, 12, smooth.shape), 0, 255).astype(np.uint8)
 
 
-@pytest.mark.parametrize("scale", [2, 3])
+def _assert_within_the_torch_bound(whole, tiled):
+    """The documented bound of the torch backend (docs/usage.md, "Tiling"): PyTorch's float
+    convolutions may round differently for another tile shape, so a pixel may differ by one grey
+    level, on at most 1 in 2000 pixel values."""
+    difference = np.abs(whole.astype(int) - tiled.astype(int))
+    assert difference.max() <= 1 and (difference > 0).sum() <= difference.size / 2000, \
+        (difference.max(), (difference > 0).sum())
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
 def test_tiled_equals_untiled_with_default_overlap_tiny_model(scale):
-    model = tiny_model(scale)
+    model = tiny_model(scale, channels=48, seed=scale)
     image = _image(45, 61)
     whole = TorchUpscaler(model, tile=0).upscale(image)
     tiled = TorchUpscaler(model, tile=16).upscale(image)
     assert whole.shape == tiled.shape == (45 * scale, 61 * scale, 3)
-    assert np.abs(whole.astype(int) - tiled.astype(int)).max() <= 1
+    _assert_within_the_torch_bound(whole, tiled)
+    short = TorchUpscaler(model, tile=16, overlap=model.receptive_radius() - 1).upscale(image)
+    assert np.abs(whole.astype(int) - short.astype(int)).max() >= 2  # one pixel short: outside the bound
 
 
 def test_tiled_equals_untiled_shipped_x4_on_image_larger_than_a_tile():
@@ -31,7 +42,7 @@ def test_tiled_equals_untiled_shipped_x4_on_image_larger_than_a_tile():
     whole = TorchUpscaler(model, tile=0).upscale(image)
     tiled = TorchUpscaler(model, tile=48).upscale(image)
     assert tiled.shape == (400, 360, 3)
-    assert np.abs(whole.astype(int) - tiled.astype(int)).max() <= 1
+    _assert_within_the_torch_bound(whole, tiled)
 
 
 def test_too_small_overlap_shows_seams():

@@ -1,15 +1,79 @@
-"""The image pipeline on real files made here: orientation, profiles, EXIF, alpha, 16-bit, modes."""
+"""The image pipeline on real files made here: orientation, profiles, EXIF, alpha, 16-bit, modes,
+and the decompression-bomb guard on complete, valid files at and over its limit."""
+
+import struct
+import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageCms, ImageFile, ImageOps
 
+import bsrn_cli.io.images as images
 from bsrn_cli.backends.torch_backend import TorchUpscaler
-from bsrn_cli.io.images import (compose_output, load_image, orient, resize_bicubic, save_output_atomic)
-from tests.media import bicubic_model, bicubic_reference
+from bsrn_cli.errors import BsrnError
+from bsrn_cli.io.images import compose_output, load_image, orient, save_output_atomic
+from tests.icc import cmyk_profile, lab_to_srgb, profile_lab
+from tests.media import bicubic_model, bicubic_reference, png_chunk
+from tests.reference import bicubic_resize
 
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def write_complete_png(path: Path, width: int, height: int, row_byte: int = 0) -> Path:
+    """A valid 1-bit grayscale PNG with every row present (each row's bytes all ``row_byte``),
+    deflated in a stream so that even 16384 x 16385 pixels take a few MB of memory and ~0.2 s."""
+    row = b"\x00" + bytes([row_byte]) * ((width + 7) // 8)  # filter type 0, then the packed pixels
+    rows_per_block = max(1, (1 << 20) // len(row))
+    deflate = zlib.compressobj(9)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)))
+        for first in range(0, height, rows_per_block):
+            data = deflate.compress(row * min(rows_per_block, height - first))
+            if data:
+                f.write(png_chunk(b"IDAT", data))
+        f.write(png_chunk(b"IDAT", deflate.flush()) + png_chunk(b"IEND", b""))
+    return path
+
+
+def _png_pixel_data_size(path: Path) -> int:
+    """Bytes the IDAT stream inflates to, read chunk by chunk with every CRC checked; raises
+    unless the zlib stream is complete and the file ends with IEND."""
+    data = path.read_bytes()
+    inflate, size, at, kind = zlib.decompressobj(), 0, 8, b""
+    while kind != b"IEND":
+        length, kind = struct.unpack(">I4s", data[at:at + 8])
+        body = data[at + 8:at + 8 + length]
+        assert struct.unpack(">I", data[at + 8 + length:at + 12 + length])[0] == zlib.crc32(kind + body)
+        if kind == b"IDAT":
+            while body:
+                size += len(inflate.decompress(body, 1 << 24))
+                body = inflate.unconsumed_tail
+        at += 12 + length
+    assert inflate.eof and at == len(data)
+    return size
+
+
+class _DecoderReached(Exception):
+    """Raised by the recording stand-in for the decoder: the guard let the image through."""
+
+
+def _record_decoding(monkeypatch, decode: bool) -> list:
+    """Make Pillow's ImageFile.load (the PNG decoder's entry) record the size of each image it
+    is asked to decode (calls on an image already decoded are no-ops and not recorded); it then
+    decodes (``decode``) or stops with _DecoderReached instead."""
+    calls, real_load = [], ImageFile.ImageFile.load
+
+    def load(self):
+        if self.tile:
+            calls.append(self.size)
+        if not decode:
+            raise _DecoderReached
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    return calls
 
 
 def _pattern(h=12, w=20, seed=0):
@@ -67,7 +131,8 @@ def test_rgba_keeps_a_correct_alpha(tmp_path):
         assert out.mode == "RGBA" and out.size == (40, 24)
         out_alpha = np.asarray(out.getchannel("A"))
         out_rgb = np.asarray(out.convert("RGB")).astype(float)
-    np.testing.assert_array_equal(out_alpha, resize_bicubic(alpha, (40, 24)))
+    expected_alpha = np.rint(bicubic_resize(alpha, 40, 24)).clip(0, 255)
+    np.testing.assert_array_equal(out_alpha, expected_alpha)
     assert (out_alpha[:, 24:] == 255).all() and (out_alpha[:8, :16] <= 1).all()
     # colour is upscaled from the colour alone, never darkened by the alpha
     assert np.abs(out_rgb - bicubic_reference(rgb, 2, 255)).max() <= 1
@@ -113,7 +178,9 @@ def test_sixteen_bit_png_keeps_profile_and_alpha(tmp_path):
         assert out.info.get("icc_profile") == SRGB
     out = cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED)
     assert out.dtype == np.uint16 and out.shape == (16, 16, 4)
-    np.testing.assert_array_equal(out[..., 3], resize_bicubic(rgba16[..., 3], (16, 16)))
+    # bicubic alpha, rounded: the float32 resize may round a value within ~0.004 of a half either way
+    exact = bicubic_resize(rgba16[..., 3], 16, 16).clip(0, 65535)
+    assert np.abs(out[..., 3] - exact).max() <= 0.51
 
 
 def test_sixteen_bit_gray_and_tiff(tmp_path):
@@ -152,11 +219,81 @@ def test_palette_cmyk_la_and_bilevel_modes(tmp_path):
             assert (out.mode, out.size) == (mode, (40, 24)), name
 
 
-def test_cmyk_with_profile_converts_through_it(tmp_path):
-    cmyk = Image.new("CMYK", (8, 8), (0, 255, 255, 0))  # pure red ink
-    cmyk.save(tmp_path / "c.tif")
+def _without_date_and_id(icc: bytes) -> bytes:
+    """A profile without its creation date and ID (lcms stamps the time on every one it makes)."""
+    return icc[:24] + icc[36:84] + icc[100:]
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".jpg"])
+def test_cmyk_with_profile_shows_the_profiles_colours(tmp_path, suffix):
+    """A CMYK file is converted through its own ICC profile: the pixels are the sRGB of the
+    L*a*b* the profile gives (computed here from the published formulas), not a naive
+    formula's, and the result carries an sRGB profile."""
+    rng = np.random.default_rng(5)
+    if suffix == ".tif":  # lossless: every pixel a different ink combination
+        cmyk = rng.integers(0, 256, (16, 16, 4), dtype=np.uint8)
+        cmyk[0, :4] = [(0, 0, 0, 0), (255, 0, 0, 0), (0, 255, 255, 0), (0, 0, 0, 255)]
+        options = {"compression": "tiff_deflate"}
+    else:  # lossy: flat 16 x 16 blocks, which JPEG at quality 100 keeps within a level
+        inks = np.array([(0, 0, 0, 0), (255, 0, 0, 0), (0, 255, 255, 0), (128, 40, 200, 64)], np.uint8)
+        cmyk = np.kron(inks.reshape(2, 2, 4), np.ones((16, 16, 1), np.uint8))
+        options = {"quality": 100}
+    Image.fromarray(cmyk, "CMYK").save(tmp_path / f"c{suffix}", icc_profile=cmyk_profile(), **options)
+    with Image.open(tmp_path / f"c{suffix}") as stored:
+        assert stored.mode == "CMYK" and stored.info["icc_profile"] == cmyk_profile()
+    loaded = load_image(tmp_path / f"c{suffix}")
+    expected = lab_to_srgb(profile_lab(cmyk.astype(float)))
+    assert loaded.rgb.dtype == np.uint8 and not loaded.grayscale
+    assert np.abs(loaded.rgb - expected).max() <= 3  # littleCMS's precalculated 8-bit grid, rounding
+    assert np.abs(loaded.rgb - np.asarray(Image.fromarray(cmyk, "CMYK").convert("RGB"), float)).max() > 100
+    assert _without_date_and_id(loaded.icc) == _without_date_and_id(SRGB)
+
+
+def test_cmyk_without_profile_uses_the_naive_formula(tmp_path):
+    """Without a profile, CMYK becomes RGB = (255 - ink) * (255 - K) / 255, with no profile."""
+    cmyk = np.random.default_rng(6).integers(0, 256, (8, 8, 4), dtype=np.uint8)
+    Image.fromarray(cmyk, "CMYK").save(tmp_path / "c.tif")
     loaded = load_image(tmp_path / "c.tif")
-    assert loaded.icc is None and tuple(loaded.rgb[0, 0]) == (255, 0, 0)
+    ink = cmyk.astype(float)
+    expected = (255 - ink[..., :3]) * (255 - ink[..., 3:]) / 255
+    assert loaded.icc is None and np.abs(loaded.rgb - expected).max() <= 1
+
+
+def test_bomb_guard_at_the_real_limit(tmp_path, monkeypatch):
+    """Complete, valid PNGs: 16384 x 16385 pixels (one row over MAX_PIXELS) is refused in one
+    line before the decoder runs; 16384 x 16384 (exactly at it) goes on to be decoded."""
+    assert images.MAX_PIXELS == 16384 * 16384
+    over = write_complete_png(tmp_path / "over.png", 16384, 16385)
+    at = write_complete_png(tmp_path / "at.png", 16384, 16384)
+    assert _png_pixel_data_size(over) == 16385 * (1 + 16384 // 8)  # every row is there
+    assert _png_pixel_data_size(at) == 16384 * (1 + 16384 // 8)
+    calls = _record_decoding(monkeypatch, decode=False)  # decoding 268 M pixels is not needed
+    with pytest.raises(BsrnError, match=r"over\.png: image too large to decode safely"):
+        load_image(over)
+    assert calls == []
+    with pytest.raises(_DecoderReached):
+        load_image(at)
+    assert calls == [(16384, 16384)]
+
+
+@pytest.mark.parametrize("size, accepted", [((8, 8), True), ((9, 8), False), ((16, 9), False)])
+def test_bomb_guard_decodes_at_the_limit_and_refuses_over_it(tmp_path, monkeypatch, size, accepted):
+    """With MAX_PIXELS lowered to 64, complete small PNGs: 64 pixels decode to the right pixels;
+    72 (over the limit: Pillow's warning, made an error) and 144 (over twice the limit: Pillow's
+    own error) are refused in one line and never decoded."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # the guard sets it; restore
+    monkeypatch.setattr(images, "MAX_PIXELS", 64)
+    path = write_complete_png(tmp_path / "p.png", *size, row_byte=0b00001111)
+    calls = _record_decoding(monkeypatch, decode=True)
+    if not accepted:
+        with pytest.raises(BsrnError, match=r"p\.png: image too large to decode safely"):
+            load_image(path)
+        assert calls == []
+        return
+    loaded = load_image(path)
+    stripes = np.unpackbits(np.array([0b00001111], np.uint8))[: size[0]] * 255
+    assert calls == [size] and loaded.grayscale
+    np.testing.assert_array_equal(loaded.rgb, np.broadcast_to(stripes[None, :, None], (8, 8, 3)))
 
 
 def test_float_images_are_refused_in_one_line(tmp_path):

@@ -1,13 +1,24 @@
-"""Videos: frames streamed, audio kept with the same duration, frame count and rate preserved."""
+"""Videos: frames streamed, audio kept with the same duration, frame count and rate preserved;
+frame pixels are the model applied to each input frame, in order; audio packets are copied."""
 
 import cv2
 import numpy as np
 import pytest
+import torch
+from PIL import Image
 
+from bsrn_cli.backends import bitpack
 from bsrn_cli.errors import BsrnError
 from bsrn_cli.io import video
+from bsrn_cli.models.loader import load_model
+from bsrn_cli.models.weights import save_weights
 from tests.cli.test_upscale import bsrn, tiny_weights  # noqa: F401 (fixture)
-from tests.media import audio_samples, make_clip, stream_kinds
+from tests.conftest import tiny_model
+from tests.media import (audio_params, audio_samples, block_frames, decode_frames, encode_frames, make_clip,
+                         packet_times, packets_md5, stream_kinds, video_codec)
+
+# The backend `--backend auto` picks on this machine; the tests name it so the in-process run matches.
+BACKEND = "packed" if bitpack.available() else "torch"
 
 
 def _frames(path):
@@ -98,3 +109,218 @@ def test_subtitles_are_copied_or_left_out_with_a_note(tmp_path):
     assert kept.note is None and sorted(stream_kinds(tmp_path / "o.mkv")) == ["Audio", "Subtitle", "Video"]
     dropped = video.upscale_video(tmp_path / "c.mkv", tmp_path / "o.avi", _double, 2)
     assert "subtitles" in dropped.note and sorted(stream_kinds(tmp_path / "o.avi")) == ["Audio", "Video"]
+
+
+def _apply(weights):
+    """The model in ``weights`` run in-process on one whole (h, w, 3) uint8 RGB frame with BACKEND
+    (frames here are smaller than a tile, so the CLI runs them whole too) -> uint8 RGB."""
+    model, _, _ = load_model(str(weights))
+    if BACKEND == "packed":
+        from bsrn_cli.backends.packed_backend import PackedBSRN
+
+        run = PackedBSRN(model)
+    else:
+        model = model.to(memory_format=torch.channels_last)
+        kernels = model.binary_kernels()
+        run = lambda x: model(x.contiguous(memory_format=torch.channels_last), kernels)  # noqa: E731
+
+    def apply(rgb: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float().div(255).unsqueeze(0)
+        with torch.inference_mode():
+            y = run(x)
+        return y[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).numpy()
+
+    return apply
+
+
+@pytest.fixture(scope="module")
+def smooth_weights(tmp_path_factory):
+    """A tiny x2 model whose learned detail is faint (last conv x 0.1): the random tiny model's
+    pixel-scale checkerboard does not survive lossy codecs (about 18 dB after mp4v), this one's
+    output does (about 28 dB), so frames can be told apart by content."""
+    model = tiny_model(2)
+    with torch.no_grad():
+        model.upsampler[0].weight.mul_(0.1)
+        model.upsampler[0].bias.mul_(0.1)
+    path = tmp_path_factory.mktemp("weights") / "smooth-x2.safetensors"
+    save_weights(model, path)
+    return path
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+# Measured on these clips (mp4v, MJPG and VP8 at 64x48): 27.6-39.9 dB for the right frame (4:2:0
+# chroma on colour-block edges is most of the loss), 7.7-11.1 dB for the R/B-swapped frame or a
+# neighbouring frame's expectation.
+MIN_PSNR, MIN_GAP = 24.0, 10.0
+
+
+def _assert_frames_are(got: list[np.ndarray], expected: list[np.ndarray]) -> None:
+    """Each decoded frame i is close to expected frame i, and far closer to it than to the same
+    frame with R and B swapped and than to the expectations of frames i - 1 and i + 1."""
+    assert len(got) == len(expected)
+    for i, (frame, want) in enumerate(zip(got, expected)):
+        assert frame.shape == want.shape
+        score = _psnr(frame, want)
+        wrong = [_psnr(frame, want[..., ::-1])] + [_psnr(frame, expected[j]) for j in (i - 1, i + 1)
+                                                     if 0 <= j < len(expected)]
+        assert score >= MIN_PSNR and score >= max(wrong) + MIN_GAP, (i, score, wrong)
+
+
+def test_video_frames_are_the_model_applied_to_each_input_frame_in_order(tmp_path, smooth_weights):
+    """Through the CLI: every frame of clip_x2.mp4 is the model applied to the decoded input frame
+    with the same index (colours in RGB order, no frame lost, doubled or moved), written as mp4v."""
+    clip = encode_frames(tmp_path / "clip.mp4", block_frames(8), fps=12)
+    result = bsrn("upscale", clip, "--model", smooth_weights, "--backend", BACKEND)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "clip_x2.mp4"
+    apply = _apply(smooth_weights)
+    _assert_frames_are(decode_frames(out), [apply(frame) for frame in decode_frames(clip)])
+    assert video_codec(out) == "mpeg4"
+    assert "note:" not in result.stderr
+
+
+@pytest.mark.parametrize("suffix, codec", [(".mkv", "mpeg4"), (".avi", "mjpeg"), (".mov", "mpeg4")])
+def test_other_containers_hold_the_model_frames_in_order(tmp_path, smooth_weights, suffix, codec):
+    """The same check for the other output containers (.mkv, .mov: mp4v; .avi: MJPG), with the
+    model run in-process as the frame function."""
+    clip = encode_frames(tmp_path / "clip.mp4", block_frames(8), fps=12)
+    apply = _apply(smooth_weights)
+    out = tmp_path / f"clip_x2{suffix}"
+    assert video.upscale_video(clip, out, apply, 2).frames == 8
+    _assert_frames_are(decode_frames(out), [apply(frame) for frame in decode_frames(clip)])
+    assert video_codec(out) == codec
+
+
+@pytest.mark.parametrize("source, audio, rate, target", [
+    (".mp4", ("-c:a", "aac"), 8000, ".mkv"),
+    (".mp4", ("-c:a", "aac"), 8000, ".mov"),
+    (".mkv", ("-c:a", "libmp3lame"), 22050, ".mp4"),
+    (".avi", ("-c:a", "pcm_s16le"), 8000, ".mkv"),
+])
+def test_audio_is_copied_packet_for_packet(tmp_path, source, audio, rate, target):
+    """The output's audio stream is the input's, copied: the same compressed packets (MD5 of the
+    stream read with -c copy) and the same codec, sample rate and channels; no note. (mp3 at
+    22050 Hz: the mp4 muxer refuses mp3 at 8000 Hz, which then goes the re-encode way.)"""
+    clip = encode_frames(tmp_path / f"clip{source}", block_frames(6, (16, 16)), fps=12, audio_codec=audio,
+                         audio_rate=rate)
+    out = tmp_path / f"out{target}"
+    result = video.upscale_video(clip, out, _double, 2)
+    assert result.note is None and result.frames == 6
+    assert audio_params(out) == audio_params(clip)
+    assert packets_md5(out) == packets_md5(clip)
+
+
+def test_audio_the_container_refuses_is_reencoded_to_aac_with_a_note(tmp_path):
+    """Opus does not go into .avi: the audio is re-encoded to AAC (same rate, channels and length)
+    and the note names the output and says so."""
+    clip = encode_frames(tmp_path / "clip.webm", block_frames(6, (16, 16)), fps=12,
+                         video_codec=("-c:v", "libvpx"), audio_codec=("-c:a", "libopus"), audio_rate=48000)
+    out = tmp_path / "out.avi"
+    result = video.upscale_video(clip, out, _double, 2)
+    assert result.note == f"{out}: audio re-encoded to AAC (its codec does not fit this container)"
+    assert audio_params(clip) == ("opus", 48000, "mono") and audio_params(out) == ("aac", 48000, "mono")
+    assert abs(audio_samples(out) - audio_samples(clip)) <= 8000 * 0.05  # AAC frames pad the end
+
+
+def test_webm_in_gives_webm_out_with_vp8_frames_and_the_opus_audio_copied(tmp_path, smooth_weights):
+    """A .webm (VP8 + Opus) through the CLI gives clip_x2.webm: VP8 frames that are the model
+    applied to each input frame in order, and the Opus packets copied unchanged, no note."""
+    clip = encode_frames(tmp_path / "clip.webm", block_frames(8), fps=12, video_codec=("-c:v", "libvpx", "-b:v", "1M"),
+                         audio_codec=("-c:a", "libopus"), audio_rate=48000)
+    result = bsrn("upscale", clip, "--model", smooth_weights, "--backend", BACKEND)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "clip_x2.webm"
+    apply = _apply(smooth_weights)
+    _assert_frames_are(decode_frames(out), [apply(frame) for frame in decode_frames(clip)])
+    assert video_codec(out) == "vp8"
+    assert audio_params(out) == audio_params(clip) == ("opus", 48000, "mono")
+    assert packets_md5(out) == packets_md5(clip)
+    assert "note:" not in result.stderr
+
+
+VFR_TIMES = [0.0, 0.1, 0.15, 0.4, 0.45, 0.5, 0.9, 1.0]
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_variable_frame_rate_becomes_constant_with_every_frame_once(tmp_path, suffix):
+    """docs/usage.md: variable-frame-rate input becomes constant rate. Each input frame is in the
+    output exactly once and in order, and the output's timestamps are evenly spaced at the rate
+    OpenCV reports for the input."""
+    clip = encode_frames(tmp_path / f"vfr{suffix}", block_frames(8), fps=10, times=VFR_TIMES)
+    assert packet_times(clip) == pytest.approx(VFR_TIMES, abs=1e-3)  # the input really is uneven
+    capture = cv2.VideoCapture(str(clip))
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    capture.release()
+    out = tmp_path / f"out{suffix}"
+    assert video.upscale_video(clip, out, _double, 2).frames == 8
+    _assert_frames_are(decode_frames(out), [_double(frame) for frame in decode_frames(clip)])
+    assert packet_times(out) == pytest.approx([i / fps for i in range(8)], abs=1e-3)
+
+
+def _png(path) -> np.ndarray:
+    with Image.open(path) as image:
+        assert image.mode == "RGB"
+        return np.asarray(image)
+
+
+def test_frames_only_keeps_existing_frames_unless_overwrite(tmp_path, tiny_weights):
+    """--frames-only: the PNGs are exactly the model applied to each decoded input frame. A rerun
+    writes back a missing frame (identical to the first run's) and keeps a frame already there
+    (even a wrong one); with --overwrite every frame is written again."""
+    clip = encode_frames(tmp_path / "clip.mkv", block_frames(5, (16, 16)), fps=10, audio_codec=None)
+    args = ("upscale", clip, "--model", tiny_weights, "--backend", BACKEND, "--frames-only", tmp_path / "frames")
+    folder = tmp_path / "frames" / "clip"
+    names = [f"frame_{i:06d}.png" for i in range(1, 6)]
+    apply = _apply(tiny_weights)
+    expected = [apply(frame) for frame in decode_frames(clip)]
+
+    first = bsrn(*args)
+    assert first.returncode == 0, first.stderr
+    assert sorted(p.name for p in folder.iterdir()) == names
+    for name, want in zip(names, expected):
+        assert np.array_equal(_png(folder / name), want), name
+    third = (folder / names[2]).read_bytes()
+    (folder / names[2]).unlink()
+    Image.fromarray(np.full_like(expected[0], (255, 0, 128))).save(folder / names[0])
+    sentinel = (folder / names[0]).read_bytes()
+
+    resumed = bsrn(*args)
+    assert resumed.returncode == 0, resumed.stderr
+    assert sorted(p.name for p in folder.iterdir()) == names
+    assert (folder / names[2]).read_bytes() == third and np.array_equal(_png(folder / names[2]), expected[2])
+    assert (folder / names[0]).read_bytes() == sentinel
+
+    replaced = bsrn(*args, "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    for name, want in zip(names, expected):
+        assert np.array_equal(_png(folder / name), want), name
+
+
+def test_stopped_frames_only_run_resumes_where_it_stopped(tmp_path):
+    """A run stopped during frame 3 leaves frames 1-2 complete and no partial file; the next run
+    upscales only frames 3-5 and the folder then holds every frame, each the right one."""
+    clip = encode_frames(tmp_path / "clip.mp4", block_frames(5, (16, 16)), fps=10, audio_codec=None)
+    folder = tmp_path / "frames"
+    seen = []
+
+    def stop_on_third(frame):
+        seen.append(frame)
+        if len(seen) == 3:
+            raise KeyboardInterrupt
+        return _double(frame)
+
+    with pytest.raises(KeyboardInterrupt):
+        video.write_frames(clip, folder, stop_on_third, overwrite=False)
+    assert sorted(p.name for p in folder.iterdir()) == ["frame_000001.png", "frame_000002.png"]
+    later = []
+    result = video.write_frames(clip, folder, lambda frame: later.append(frame) or _double(frame), overwrite=False)
+    decoded = decode_frames(clip)
+    assert result.frames == 5 and len(later) == 3
+    assert all(np.array_equal(a, b) for a, b in zip(later, decoded[2:]))
+    assert sorted(p.name for p in folder.iterdir()) == [f"frame_{i:06d}.png" for i in range(1, 6)]
+    for i, frame in enumerate(decoded, 1):
+        assert np.array_equal(_png(folder / f"frame_{i:06d}.png"), _double(frame))
