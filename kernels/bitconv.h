@@ -83,7 +83,7 @@ void bsrn_body_run(const bsrn_body *body, int first, int count, const float *in,
 
 /* Float 3x3 convolution (kernels/floatconv.c) with zero padding, NHWC: in [H][W][cin],
  * w [9][cin][cout_pad] (taps row by row), bias [cout_pad], out [H][W][cout], with cout_pad =
- * cout rounded up to a multiple of 8 (padding weights 0). Rows [row_begin, row_end). Every
+ * cout rounded up to a multiple of 16 (padding weights 0). Rows [row_begin, row_end). Every
  * pixel gets the same arithmetic, so any crop of the input gives bit-identical interior pixels. */
 #define FLOATCONV_MAX_CIN 1024
 #define FLOATCONV_MAX_COUT 1024

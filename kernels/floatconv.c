@@ -5,13 +5,15 @@
  * output channel. A tap outside the image reads a row of zeros instead of being skipped
  * (x * w + acc with x = 0 leaves acc as it is), so border and interior pixels, and a pixel of
  * a tile and the same pixel of the whole image, get bit-identical results: tiled output
- * equals untiled output exactly. AVX2 + FMA where the dispatcher chose the AVX2 path (8
- * output channels per register, two pixels per pass sharing each weight load); a portable
- * loop otherwise. The result of a pixel does not depend on whether it was paired.
+ * equals untiled output exactly. AVX2 + FMA where the dispatcher chose the AVX2 path (16
+ * output channels in two registers, six pixels per pass sharing each weight load); a portable
+ * loop otherwise. The result of a pixel does not depend on the pixels it was grouped with.
  */
 #include "bitconv.h"
 
 #include <string.h>
+
+#define FMA_PIXELS_MAX 6
 
 #if defined(__x86_64__) || defined(__i386__)
 #define BSRN_X86 1
@@ -44,65 +46,87 @@ static void conv_pixel_portable(const float *const *taps, int cin, const float *
 
 #ifdef BSRN_X86
 #define FMA_ATTR __attribute__((target("avx2,fma")))
+#define FMA_PIXELS FMA_PIXELS_MAX /* pixels per pass: 6 x 2 accumulators + the weights fit the 16 registers */
 
-/* Output channels [o0, o0 + 8 * NV) of one or two pixels (tb NULL: one). */
-#define DEFINE_FMA_BLOCK(NV)                                                                           \
-    FMA_ATTR static void conv_block##NV(const float *const *ta, const float *const *tb, int cin,     \
-                                        const float *w, const float *bias, int cout_pad, int o0,     \
-                                        float *oa, float *ob) {                                      \
-        __m256 a[NV], b[NV];                                                                         \
-        for (int j = 0; j < NV; j++) a[j] = b[j] = _mm256_loadu_ps(bias + o0 + 8 * j);               \
+/* Output channels [o0, o0 + 16) of NP pixels (taps[p] are pixel p's nine tap pointers). Each
+ * 16-channel weight block (9 x cin x 16 floats, 27 KiB at cin 48) stays in L1 while a row's
+ * pixels pass over it, and each weight load serves NP pixels. A pixel's accumulators get the
+ * same operations whatever NP is, so grouping never changes a result. */
+#define FMA_STEP(NP, k)                                                                              \
+    if (NP > k) {                                                                                    \
+        const __m256 x = _mm256_broadcast_ss(p##k + c);                                              \
+        lo##k = _mm256_fmadd_ps(x, w0, lo##k);                                                       \
+        hi##k = _mm256_fmadd_ps(x, w1, hi##k);                                                       \
+    }
+#define FMA_STORE(NP, k)                                                                             \
+    if (NP > k) {                                                                                    \
+        _mm256_storeu_ps(outs[k], lo##k);                                                            \
+        _mm256_storeu_ps(outs[k] + 8, hi##k);                                                        \
+    }
+/* Named accumulators, not arrays: GCC keeps arrays of vectors in memory across the loop. */
+#define DEFINE_FMA_TILE(NP)                                                                           \
+    FMA_ATTR static void conv_tile##NP(const float *const (*taps)[9], int cin, const float *w,       \
+                                       const float *bias, int cout_pad, int o0, float *const *outs) { \
+        const __m256 b0 = _mm256_loadu_ps(bias + o0), b1 = _mm256_loadu_ps(bias + o0 + 8);           \
+        __m256 lo0 = b0, lo1 = b0, lo2 = b0, lo3 = b0, lo4 = b0, lo5 = b0;                           \
+        __m256 hi0 = b1, hi1 = b1, hi2 = b1, hi3 = b1, hi4 = b1, hi5 = b1;                           \
         for (int t = 0; t < 9; t++) {                                                                \
-            const float *pa = ta[t], *pb = tb ? tb[t] : ta[t];                                       \
             const float *wt = w + (int64_t)t * cin * cout_pad + o0;                                  \
+            const float *p0 = taps[0][t], *p1 = taps[NP > 1 ? 1 : 0][t], *p2 = taps[NP > 2 ? 2 : 0][t]; \
+            const float *p3 = taps[NP > 3 ? 3 : 0][t], *p4 = taps[NP > 4 ? 4 : 0][t];               \
+            const float *p5 = taps[NP > 5 ? 5 : 0][t];                                               \
             for (int c = 0; c < cin; c++) {                                                          \
-                const __m256 xa = _mm256_broadcast_ss(pa + c), xb = _mm256_broadcast_ss(pb + c);     \
-                const float *wc = wt + (int64_t)c * cout_pad;                                        \
-                for (int j = 0; j < NV; j++) {                                                       \
-                    const __m256 wv = _mm256_loadu_ps(wc + 8 * j);                                   \
-                    a[j] = _mm256_fmadd_ps(xa, wv, a[j]);                                            \
-                    b[j] = _mm256_fmadd_ps(xb, wv, b[j]);                                            \
-                }                                                                                    \
+                const __m256 w0 = _mm256_loadu_ps(wt + (int64_t)c * cout_pad);                      \
+                const __m256 w1 = _mm256_loadu_ps(wt + (int64_t)c * cout_pad + 8);                   \
+                FMA_STEP(NP, 0) FMA_STEP(NP, 1) FMA_STEP(NP, 2)                                      \
+                FMA_STEP(NP, 3) FMA_STEP(NP, 4) FMA_STEP(NP, 5)                                      \
             }                                                                                        \
         }                                                                                            \
-        for (int j = 0; j < NV; j++) _mm256_storeu_ps(oa + 8 * j, a[j]);                             \
-        if (ob)                                                                                      \
-            for (int j = 0; j < NV; j++) _mm256_storeu_ps(ob + 8 * j, b[j]);                         \
+        FMA_STORE(NP, 0) FMA_STORE(NP, 1) FMA_STORE(NP, 2)                                           \
+        FMA_STORE(NP, 3) FMA_STORE(NP, 4) FMA_STORE(NP, 5)                                           \
     }
-DEFINE_FMA_BLOCK(1)
-DEFINE_FMA_BLOCK(2)
-DEFINE_FMA_BLOCK(3)
-DEFINE_FMA_BLOCK(4)
-DEFINE_FMA_BLOCK(5)
-DEFINE_FMA_BLOCK(6)
+DEFINE_FMA_TILE(1)
+DEFINE_FMA_TILE(2)
+DEFINE_FMA_TILE(3)
+DEFINE_FMA_TILE(4)
+DEFINE_FMA_TILE(5)
+DEFINE_FMA_TILE(6)
 
-typedef void (*fma_block)(const float *const *, const float *const *, int, const float *, const float *, int,
-                          int, float *, float *);
-static const fma_block FMA_BLOCKS[7] = {NULL, conv_block1, conv_block2, conv_block3, conv_block4, conv_block5,
-                                        conv_block6};
+typedef void (*fma_tile)(const float *const (*)[9], int, const float *, const float *, int, int, float *const *);
+static const fma_tile FMA_TILES[FMA_PIXELS + 1] = {NULL, conv_tile1, conv_tile2, conv_tile3, conv_tile4,
+                                                   conv_tile5, conv_tile6};
 
-/* One or two pixels, all output channels: blocks of up to 6 registers (48 channels). The
- * results go through a padded buffer so the last, partial register never writes past `cout`. */
-FMA_ATTR static void conv_pixels_fma(const float *const *ta, const float *const *tb, int cin, const float *w,
-                                     const float *bias, int cout, int cout_pad, float *oa, float *ob) {
-    float bufa[FLOATCONV_MAX_COUT], bufb[FLOATCONV_MAX_COUT];
-    for (int o0 = 0; o0 < cout_pad; o0 += 48) {
-        int nv = (cout_pad - o0) / 8;
-        if (nv > 6) nv = 6;
-        FMA_BLOCKS[nv](ta, tb, cin, w, bias, cout_pad, o0, bufa + o0, tb ? bufb + o0 : NULL);
+/* One output row: per 16-channel block, the row's pixels in groups of FMA_PIXELS. Results go
+ * straight to the output where all 16 channels exist, else through a scratch row. */
+FMA_ATTR static void conv_row_fma(const float *in, int height, int width, int cin, const float *w,
+                                  const float *bias, int cout, int cout_pad, int y, const float *zeros,
+                                  float *row, float *scratch) {
+    const float *taps[FMA_PIXELS][9];
+    float *outs[FMA_PIXELS];
+    for (int o0 = 0; o0 < cout_pad; o0 += 16) {
+        const int direct = o0 + 16 <= cout;
+        for (int x0 = 0; x0 < width; x0 += FMA_PIXELS) {
+            const int np = width - x0 < FMA_PIXELS ? width - x0 : FMA_PIXELS;
+            for (int p = 0; p < np; p++) {
+                tap_pointers(in, height, width, cin, y, x0 + p, zeros, taps[p]);
+                outs[p] = direct ? row + (int64_t)(x0 + p) * cout + o0 : scratch + 16 * p;
+            }
+            FMA_TILES[np](taps, cin, w, bias, cout_pad, o0, outs);
+            if (!direct)
+                for (int p = 0; p < np; p++)
+                    memcpy(row + (int64_t)(x0 + p) * cout + o0, scratch + 16 * p, (size_t)(cout - o0) * sizeof(float));
+        }
     }
-    memcpy(oa, bufa, (size_t)cout * sizeof(float));
-    if (ob) memcpy(ob, bufb, (size_t)cout * sizeof(float));
 }
 #endif
 
 void floatconv3x3_rows(const float *in, int height, int width, int cin, const float *w, const float *bias,
                        int cout, float *out, int row_begin, int row_end) {
-    /* w: [9][cin][cout_pad], bias: [cout_pad], cout_pad = cout rounded up to a multiple of 8. */
-    const int cout_pad = (cout + 7) / 8 * 8;
-    float zeros[FLOATCONV_MAX_CIN];
+    /* w: [9][cin][cout_pad], bias: [cout_pad], cout_pad = cout rounded up to a multiple of 16. */
+    const int cout_pad = (cout + 15) / 16 * 16;
+    float zeros[FLOATCONV_MAX_CIN], scratch[16 * FMA_PIXELS_MAX];
     memset(zeros, 0, sizeof(zeros));
-    const float *ta[9], *tb[9];
+    const float *ta[9];
 #ifdef BSRN_X86
     const int fma = bitconv_path() >= 2;
 #endif
@@ -111,16 +135,7 @@ void floatconv3x3_rows(const float *in, int height, int width, int cin, const fl
         int x = 0;
 #ifdef BSRN_X86
         if (fma) {
-            for (; x + 1 < width; x += 2) {
-                tap_pointers(in, height, width, cin, y, x, zeros, ta);
-                tap_pointers(in, height, width, cin, y, x + 1, zeros, tb);
-                conv_pixels_fma(ta, tb, cin, w, bias, cout, cout_pad, row + (int64_t)x * cout,
-                                row + (int64_t)(x + 1) * cout);
-            }
-            if (x < width) {
-                tap_pointers(in, height, width, cin, y, x, zeros, ta);
-                conv_pixels_fma(ta, NULL, cin, w, bias, cout, cout_pad, row + (int64_t)x * cout, NULL);
-            }
+            conv_row_fma(in, height, width, cin, w, bias, cout, cout_pad, y, zeros, row, scratch);
             continue;
         }
 #endif

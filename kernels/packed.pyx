@@ -114,10 +114,10 @@ def prepare3x3(const uint64_t[:, ::1] wts, int cin):
 def float_conv3x3(const float[:, :, ::1] inp, const float[:, :, ::1] w, const float[::1] bias,
                   float[:, :, ::1] out, int row_begin, int row_end):
     """Rows [row_begin, row_end) of a float 3x3 conv with zero padding: inp (H, W, cin), w (9, cin,
-    cout_pad), bias (cout_pad,), out (H, W, cout), cout_pad = cout rounded up to a multiple of 8.
+    cout_pad), bias (cout_pad,), out (H, W, cout), cout_pad = cout rounded up to a multiple of 16.
     Every pixel gets the same arithmetic (kernels/floatconv.c): crops give identical pixels."""
     cdef int height = inp.shape[0], width = inp.shape[1], cin = inp.shape[2], cout = out.shape[2]
-    cdef int cout_pad = (cout + 7) // 8 * 8
+    cdef int cout_pad = (cout + 15) // 16 * 16
     if (w.shape[0] != 9 or w.shape[1] != cin or w.shape[2] != cout_pad or bias.shape[0] != cout_pad
             or out.shape[0] != height or out.shape[1] != width or cin > FLOATCONV_MAX_CIN
             or cout > FLOATCONV_MAX_COUT or cin < 1 or cout < 1):

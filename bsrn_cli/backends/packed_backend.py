@@ -43,7 +43,7 @@ class FloatConv:
                 or conv.dilation != (1, 1):
             raise BsrnError("the packed backend runs float convs of 3x3, stride 1, padding 1 only")
         cout, cin = conv.weight.shape[:2]
-        padded = (cout + 7) // 8 * 8
+        padded = (cout + 15) // 16 * 16  # the kernel's blocks of 16 output channels
         self.cout = cout
         self.weights = np.zeros((9, cin, padded), dtype=np.float32)
         self.weights[..., :cout] = conv.weight.detach().float().permute(2, 3, 1, 0).reshape(9, cin, cout).numpy()

@@ -79,3 +79,45 @@ def test_threads_split_rows_without_changing_the_result(dispatch_path):
 def test_zero_packs_as_plus_one():
     packed = bitpack.pack_hwc(np.array([[[0.0, -0.0, -1e-30, 2.0]]], dtype=np.float32))
     assert packed[0, 0, 0] == 0b0100
+
+
+@pytest.mark.parametrize("cin,cout", [(3, 8), (3, 48), (8, 12), (13, 27), (48, 48), (48, 3), (70, 17)])
+def test_float_conv_matches_torch_and_a_crop_gives_identical_pixels(dispatch_path, cin, cout):
+    """The C float 3x3 conv of the head and tail: equal to torch's within float rounding, and
+    bit-identical on the interior of any crop (the arithmetic never depends on the position)."""
+    from bsrn_cli.backends.packed_backend import FloatConv
+    torch.manual_seed(cin * 100 + cout)
+    conv = torch.nn.Conv2d(cin, cout, 3, padding=1)
+    maps = torch.randn(1, cin, 11, 14)
+    with torch.no_grad():
+        expected = conv(maps)[0].permute(1, 2, 0).numpy()
+    layer = FloatConv(conv)
+    hwc = np.ascontiguousarray(maps[0].permute(1, 2, 0).numpy())
+    whole = layer(hwc, np.empty((11, 14, cout), np.float32), None, 1)
+    assert np.allclose(whole, expected, atol=1e-5)
+    for y0, y1, x0, x1 in ((0, 5, 0, 7), (2, 11, 3, 14), (1, 9, 1, 12), (4, 7, 5, 11)):
+        crop = np.ascontiguousarray(hwc[y0:y1, x0:x1])
+        got = layer(crop, np.empty((y1 - y0, x1 - x0, cout), np.float32), None, 1)
+        inner = (slice(1 if y0 else 0, -1 if y1 < 11 else None), slice(1 if x0 else 0, -1 if x1 < 14 else None))
+        assert np.array_equal(got[inner], whole[y0:y1, x0:x1][inner]), (y0, y1, x0, x1)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_bicubic_skip_matches_torch_and_a_crop_gives_identical_pixels(scale):
+    from bsrn_cli.backends.packed_backend import bicubic_upscale
+    image = torch.rand(1, 3, 9, 13, generator=torch.Generator().manual_seed(scale))
+    expected = F.interpolate(image, scale_factor=scale, mode="bicubic", align_corners=False)[0].permute(1, 2, 0)
+    hwc = np.ascontiguousarray(image[0].permute(1, 2, 0).numpy())
+    whole = bicubic_upscale(hwc, scale)
+    assert np.allclose(whole, expected.numpy(), atol=3e-6)
+    crop = bicubic_upscale(np.ascontiguousarray(hwc[2:8, 3:12]), scale)
+    s = scale
+    assert np.array_equal(crop[2 * s:4 * s, 2 * s:7 * s], whole[4 * s:6 * s, 5 * s:10 * s])
+    # the C kernel the packed backend uses adds the same values, in place, bit for bit
+    from bsrn_cli import _packed
+    from bsrn_cli.backends.packed_backend import _cubic_phases
+    upsampled = np.random.default_rng(scale).random((9 * s, 13 * s, 3), dtype=np.float32)
+    offsets, weights = _cubic_phases(scale)
+    in_place = upsampled.copy()
+    _packed.bicubic_add(hwc, weights, offsets.astype(np.int32), in_place, 0, 9 * s)
+    assert np.array_equal(in_place, ((upsampled + np.float32(0.5)) + whole) - np.float32(0.5))
