@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Which popcount path the dispatcher chose: 0 portable, 1 POPCNT, 2 AVX2. */
+/* Which popcount path the dispatcher chose: 0 portable, 1 POPCNT, 2 AVX2, 3 AVX-512 (VPOPCNTDQ + VL). */
 int bitconv_path(void);
 /* Force a path (for tests/benchmarks); returns the path in effect (never one the CPU lacks). */
 int bitconv_set_path(int path);

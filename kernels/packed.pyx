@@ -46,13 +46,13 @@ cdef extern from "bitconv.h":
     void bicubic_add_rows(const float *lr, int height, int width, int channels, int scale, const float *weights,
                           const int *offsets, float *out, int row_begin, int row_end) nogil
 
-PATHS = {0: "portable", 1: "popcnt", 2: "avx2"}
+PATHS = {0: "portable", 1: "popcnt", 2: "avx2", 3: "avx512"}
 MAX_CHANNELS = BSRN_MAX_CHANNELS
 MAX_COLUMN = FLOATCONV_MAX_COLUMN  # width * channels of bicubic_add
 
 
 def path():
-    """The popcount path in use: 'portable', 'popcnt' or 'avx2'."""
+    """The popcount path in use: 'portable', 'popcnt', 'avx2' or 'avx512'."""
     return PATHS[bitconv_path()]
 
 
