@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bsrn_cli.errors import BsrnError
+from bsrn_cli.errors import BsrnError, UsageProblem
 
 console = Console()
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -26,9 +26,10 @@ def report_error(exc: BaseException) -> None:
     err_console.print(f"error: {message}", markup=False)
 
 
-def check_scale(scale: int | None) -> None:
+def check_scale(scale: int | None, command: str = "upscale") -> None:
+    """A usage mistake (exit status 2) unless the scale is 2, 3 or 4 (or not given)."""
     if scale is not None and scale not in (2, 3, 4):
-        raise BsrnError(f"unsupported scale {scale}: choose 2, 3 or 4")
+        raise UsageProblem("-s/--scale", f"unsupported scale {scale}: choose 2, 3 or 4", f"see bsrn {command} --help")
 
 
 ScaleOption = Annotated[int | None, typer.Option("--scale", "-s", help="Upscaling factor: 2, 3 or 4.")]

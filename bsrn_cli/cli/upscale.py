@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from bsrn_cli.backends.memory import DEFAULT_MAX_MEMORY, choose_tile, format_size, parse_size, physical_memory
 from bsrn_cli.cli.common import (BackendOption, DeviceOption, ModelOption, ScaleOption, ThreadsOption, TileOption,
                                  check_scale, console, err_console, report_error)
-from bsrn_cli.errors import BsrnError
+from bsrn_cli.errors import BsrnError, UsageProblem
 from bsrn_cli.io.images import FORMAT_SUFFIXES, IMAGE_SUFFIXES, output_format
 from bsrn_cli.io.video import VIDEO_SUFFIXES
 
@@ -148,18 +148,27 @@ def _check_target(job: Job, inputs: set[Path], written: set[Path]) -> None:
 
 
 def _check_options(quality: int, fmt: str | None, alpha: str, suffix: str | None, output: Path | None) -> None:
+    """Option values that cannot work: usage mistakes (exit status 2), before any work."""
     if not 1 <= quality <= 100:
-        raise BsrnError(f"--quality {quality}: choose 1 to 100")
+        raise UsageProblem("--quality", f"{quality} is out of range: choose 1 to 100")
     if fmt is not None and fmt not in FORMAT_SUFFIXES:
-        raise BsrnError(f"--format {fmt}: choose one of {', '.join(FORMAT_SUFFIXES)}")
+        raise UsageProblem("--format", f"{fmt!r} is not an output format: choose {', '.join(FORMAT_SUFFIXES)}")
     if alpha not in ALPHA_MODES:
-        raise BsrnError(f"--alpha {alpha}: choose bicubic or model")
+        raise UsageProblem("--alpha", f"{alpha!r} is not a mode: choose bicubic or model")
     if suffix is not None and ("/" in suffix or os.sep in suffix):
-        raise BsrnError(f"--suffix {suffix!r}: must not contain a path separator")
+        raise UsageProblem("--suffix", f"{suffix!r} must not contain a path separator")
     if fmt is not None and output is not None and output.suffix and not output.is_dir() \
             and output.suffix.lower() in OUTPUT_SUFFIX_FORMATS \
             and OUTPUT_SUFFIX_FORMATS[output.suffix.lower()] != fmt:
-        raise BsrnError(f"-o {output} and --format {fmt} disagree")
+        raise UsageProblem("--format", f"{fmt} and -o {output} disagree", "drop --format or change -o's suffix")
+
+
+def _budget(max_memory: str) -> int:
+    try:
+        return parse_size(max_memory)
+    except BsrnError:
+        raise UsageProblem("--max-memory", f"{max_memory!r} is not a size: give one such as 2G, 512M or 1.5G") \
+            from None
 
 
 OUTPUT_SUFFIX_FORMATS = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp", ".tif": "tiff",
@@ -225,7 +234,11 @@ class Runner:
 
 
 def upscale_command(
-    inputs: Annotated[list[Path], typer.Argument(help="Image files, video files and/or folders.")],
+    inputs: Annotated[list[Path] | None, typer.Argument(
+        help="Image files, video files and/or folders.", show_default=False)] = None,
+    more_inputs: Annotated[list[Path] | None, typer.Option(
+        "--input", "-i", help="An input file or folder, as Real-ESRGAN takes it (repeatable; adds to INPUTS).",
+        show_default=False)] = None,
     scale: ScaleOption = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Output file (one input) or folder. Default: <stem>_x<s>.png beside the input.")] = None,
@@ -260,9 +273,12 @@ def upscale_command(
     from bsrn_cli.backends import make_upscaler
     from bsrn_cli.models.loader import load_model
 
+    inputs = [*(inputs or []), *(more_inputs or [])]
+    if not inputs:
+        raise UsageProblem("INPUTS", "missing: give image files, video files or folders (or -i FILE)")
     check_scale(scale)
     _check_options(quality, fmt, alpha, suffix, output)
-    budget = parse_size(max_memory)
+    budget = _budget(max_memory)
     if scale is None and model is None:
         scale = DEFAULT_SCALE
     sources, problems = expand(inputs, recursive, output.resolve() if output is not None else None)
@@ -279,7 +295,8 @@ def upscale_command(
     failed, skipped = len(problems), 0  # earlier outputs found among the inputs (dropped) are not counted
     images = [job for job in jobs if not job.video]
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        console=err_console, disable=len(images) <= 1 and len(images) == len(jobs), transient=True)
+                        console=err_console, transient=True,
+                        disable=not err_console.is_terminal or (len(images) <= 1 and len(images) == len(jobs)))
     with progress:
         task = progress.add_task("images", total=len(images), visible=len(images) > 1)
         for job in jobs:
