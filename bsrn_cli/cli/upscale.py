@@ -91,17 +91,16 @@ def expand(inputs: list[Path], recursive: bool = False,
 
 
 def plan_jobs(inputs: list[Path], sources: list[Source], output: Path | None, naming: Naming,
-              frames_only: Path | None = None) -> tuple[list[Job], int]:
+              frames_only: Path | None = None, folder: bool = False) -> tuple[list[Job], int]:
     """Where each output goes, and how many found files were dropped as earlier outputs.
 
     Without -o: a file's output goes beside it, a folder's outputs into a sibling folder
     ``<folder>_x<s>`` keeping the tree. With -o: into it (keeping the tree) if it is, or must
-    be, a folder, else to that file. A file found in a folder whose name is the output name of
+    be, a folder (``folder``: it was written with a trailing separator), else to that file. A file found in a folder whose name is the output name of
     another input (``a_x4.png`` beside ``a.png``) is an earlier output, not an input.
     """
     many = len(sources) > 1 or any(i.is_dir() for i in inputs)
-    as_folder = output is not None and (output.is_dir() or str(output).endswith(os.sep) or many
-                                        or output.suffix == "")
+    as_folder = output is not None and (folder or output.is_dir() or many or output.suffix == "")
     if output is not None and as_folder and output.exists() and not output.is_dir():
         raise BsrnError(f"{output}: exists and is not a folder, but several outputs go there")
 
@@ -131,6 +130,17 @@ def plan_jobs(inputs: list[Path], sources: list[Source], output: Path | None, na
         dropped = len(jobs) - len(kept)
         jobs = [job for job, _ in kept]
     return jobs, dropped
+
+
+def check_output(inputs: list[Path], output: Path | None, folder: bool) -> None:
+    """Several inputs, or a folder, with -o naming a file (an image or video suffix, not an
+    existing folder, no trailing separator) is a usage mistake: they cannot all go to one file."""
+    if output is None or folder or output.is_dir() or output.suffix.lower() not in MEDIA_SUFFIXES:
+        return
+    if len(inputs) > 1 or any(item.is_dir() for item in inputs):
+        what = "several inputs" if len(inputs) > 1 else f"the folder {inputs[0]}"
+        raise UsageProblem("-o/--output", f"{output} names a file, but {what} give several outputs",
+                           f"did you mean -o {output.with_suffix('')}{os.sep}?")
 
 
 def _check_target(job: Job, inputs: set[Path], written: set[Path]) -> None:
@@ -240,8 +250,10 @@ def upscale_command(
         "--input", "-i", help="An input file or folder, as Real-ESRGAN takes it (repeatable; adds to INPUTS).",
         show_default=False)] = None,
     scale: ScaleOption = None,
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Output file (one input) or folder. Default: <stem>_x<s>.png beside the input.")] = None,
+    output_text: Annotated[str | None, typer.Option(
+        "--output", "-o", metavar="PATH", show_default=False,
+        help="Output file (one input) or folder (several inputs, a folder input, or a trailing /). "
+             "Default: <stem>_x<s>.png beside the input.")] = None,
     model: ModelOption = None,
     device: DeviceOption = "auto",
     backend: BackendOption = "auto",
@@ -276,7 +288,10 @@ def upscale_command(
     inputs = [*(inputs or []), *(more_inputs or [])]
     if not inputs:
         raise UsageProblem("INPUTS", "missing: give image files, video files or folders (or -i FILE)")
+    output = Path(output_text) if output_text is not None else None
+    folder = output_text is not None and output_text.endswith(("/", os.sep))
     check_scale(scale)
+    check_output(inputs, output, folder)
     _check_options(quality, fmt, alpha, suffix, output)
     budget = _budget(max_memory)
     if scale is None and model is None:
@@ -286,7 +301,7 @@ def upscale_command(
         report_error(problem)
     net, _, _ = load_model(model, scale)
     scale = net.scale
-    jobs, _ = plan_jobs(inputs, sources, output, Naming(scale, suffix, fmt), frames_only)
+    jobs, _ = plan_jobs(inputs, sources, output, Naming(scale, suffix, fmt), frames_only, folder)
     upscaler = make_upscaler(net, backend, device, tile=tile, overlap=tile_overlap, threads=threads)
     runner = Runner(upscaler, net, budget, tile, alpha, quality, overwrite)
 

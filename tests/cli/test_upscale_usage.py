@@ -73,3 +73,30 @@ def test_a_piped_batch_leaves_stderr_empty(tmp_path, tiny_weights):
     write_image(tmp_path / "in" / "b.png", size=(8, 6), seed=1)
     result = bsrn("upscale", tmp_path / "in", "--model", tiny_weights, "-o", tmp_path / "out")
     assert result.returncode == 0 and result.stderr == ""
+
+
+def test_a_folder_or_several_inputs_with_o_naming_an_image_file_is_refused(tmp_path, tiny_weights):
+    shots = tmp_path / "shots"
+    a = write_image(shots / "a.png", size=(8, 6))
+    b = write_image(shots / "b.png", size=(8, 6), seed=1)
+    folder = bsrn("upscale", shots, "-s", 2, "-o", tmp_path / "one.png")
+    assert (folder.returncode, folder.stderr) == (2, f"error: -o/--output: {tmp_path / 'one.png'} names a file, "
+                                                     f"but the folder {shots} give several outputs; "
+                                                     f"did you mean -o {tmp_path / 'one'}/?\n")
+    several = bsrn("upscale", a, b, "--model", tiny_weights, "-o", tmp_path / "x.jpg")
+    assert (several.returncode, several.stderr) == (2, f"error: -o/--output: {tmp_path / 'x.jpg'} names a file, "
+                                                       f"but several inputs give several outputs; "
+                                                       f"did you mean -o {tmp_path / 'x'}/?\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shots"]
+
+
+def test_o_with_a_trailing_separator_is_a_folder_even_with_an_image_suffix(tmp_path, tiny_weights):
+    image = write_image(tmp_path / "a.png", size=(8, 6))
+    result = bsrn("upscale", image, "--model", tiny_weights, "-o", f"{tmp_path / 'big.png'}/")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "big.png").iterdir()) == ["a_x2.png"]
+    (tmp_path / "many.png").mkdir()  # an existing folder stays a folder, for several inputs too
+    both = bsrn("upscale", image, tmp_path / "big.png" / "a_x2.png", "--model", tiny_weights,
+                "-o", tmp_path / "many.png")
+    assert both.returncode == 0, both.stderr
+    assert sorted(p.name for p in (tmp_path / "many.png").iterdir()) == ["a_x2.png", "a_x2_x2.png"]
