@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,8 +12,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from bsrn_cli.backends.memory import DEFAULT_MAX_MEMORY, choose_tile, format_size, parse_size, physical_memory
-from bsrn_cli.cli.common import (BackendOption, DeviceOption, ModelOption, ScaleOption, ThreadsOption, TileOption,
-                                 check_scale, console, err_console, report_error)
+from bsrn_cli.cli.common import (BackendOption, DeviceOption, ModelOption, ThreadsOption, TileOption, console,
+                                 err_console, report_error)
 from bsrn_cli.errors import BsrnError, UsageProblem
 from bsrn_cli.io.images import FORMAT_SUFFIXES, IMAGE_SUFFIXES, output_format
 from bsrn_cli.io.video import VIDEO_SUFFIXES
@@ -41,12 +42,12 @@ class Job:
 
 @dataclass
 class Naming:
-    scale: int
+    scale: int | float                # the factor asked for (-s), as in the output name: _x4, _x3.5
     suffix: str | None = None        # None: _x<s>
     format: str | None = None        # png|jpg|webp|tiff; None: png for images, the input's container for videos
 
     def name(self, source: Path) -> str:
-        tail = f"_x{self.scale}" if self.suffix is None else self.suffix
+        tail = f"_x{self.scale:g}" if self.suffix is None else self.suffix
         if self.format is not None:
             ext = FORMAT_SUFFIXES[self.format]
         else:
@@ -110,7 +111,7 @@ def plan_jobs(inputs: list[Path], sources: list[Source], output: Path | None, na
             folder = output if as_folder else src.path.parent
         else:
             relative = src.path.parent.relative_to(src.root)
-            base = output if as_folder else src.root.resolve().parent / f"{src.root.resolve().name}_x{naming.scale}"
+            base = output if as_folder else src.root.resolve().parent / f"{src.root.resolve().name}_x{naming.scale:g}"
             folder = base / relative
         return folder / name
 
@@ -185,15 +186,64 @@ OUTPUT_SUFFIX_FORMATS = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": 
                          ".tiff": "tiff"}
 
 
-class Runner:
-    """Runs the jobs with one upscaler, keeping each image's tile within the memory budget."""
+MAX_FACTOR = 16
 
-    def __init__(self, upscaler, net, budget: int, tile: int, alpha: str, quality: int, overwrite: bool):
+
+def parse_factor(text: str | None) -> int | float | None:
+    """-s: an integer is the network's scale (2, 3 or 4); a fraction above 1 is Real-ESRGAN's
+    outscale (the smallest scale >= it, then an exact resize)."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageProblem("-s/--scale", f"{text!r} is not a number") from None
+    if math.isfinite(value) and value == int(value):
+        if int(value) not in (2, 3, 4):
+            raise UsageProblem("-s/--scale", f"unsupported scale {int(value)}: choose 2, 3 or 4, "
+                                             "or a fraction such as 3.5")
+        return int(value)
+    if not (math.isfinite(value) and 1 < value <= MAX_FACTOR):
+        raise UsageProblem("-s/--scale", f"{text} is out of range: a fraction must be above 1 and at most "
+                                         f"{MAX_FACTOR}")
+    return value
+
+
+def exact_size(side: int, factor: float) -> int:
+    """round(side * factor), halves rounded up (12.5 -> 13)."""
+    return math.floor(side * factor + 0.5)
+
+
+def model_scale_for(factor: float) -> int:
+    """The smallest network scale >= ``factor``, or 4 above 4."""
+    return next((s for s in (2, 3, 4) if s >= factor), 4)
+
+
+class Runner:
+    """Runs the jobs with one upscaler, keeping each image's tile within the memory budget;
+    with ``outscale``, each result is then resized to round(w * outscale) x round(h * outscale)."""
+
+    def __init__(self, upscaler, net, budget: int, tile: int, alpha: str, quality: int, overwrite: bool,
+                 outscale: float | None = None):
         self.upscaler, self.budget, self.tile_cap = upscaler, budget, tile
         self.channels, self.scale = net.config.channels, net.scale
         self.alpha, self.quality, self.overwrite = alpha, quality, overwrite
+        self.outscale = outscale
         self.notes: list[str] = []
         upscaler.on_retry = self.notes.append
+
+    def resized(self, pixels, h: int, w: int):
+        """The network's output for an h x w input, resized to the -s factor when it is a fraction."""
+        from bsrn_cli.io.images import resize_exact
+
+        if self.outscale is None:
+            return pixels
+        return resize_exact(pixels, (exact_size(w, self.outscale), exact_size(h, self.outscale)))
+
+    def frame(self, pixels):
+        """One video frame, upscaled to the -s factor."""
+        h, w = pixels.shape[:2]
+        return self.resized(self.upscale(pixels), h, w)
 
     def upscale(self, pixels):
         h, w = pixels.shape[:2]
@@ -219,10 +269,10 @@ class Runner:
         loaded = load_image(job.source)
         h, w = loaded.rgb.shape[:2]
         self.check_room(job, h, w, loaded.rgb.itemsize, 4 if loaded.alpha is not None else 3)
-        rgb = self.upscale(loaded.rgb)
+        rgb = self.resized(self.upscale(loaded.rgb), h, w)
         alpha = None
         if loaded.alpha is not None and self.alpha == "model":
-            gray = self.upscale(np.repeat(loaded.alpha[..., None], 3, axis=2))
+            gray = self.resized(self.upscale(np.repeat(loaded.alpha[..., None], 3, axis=2)), h, w)
             alpha = np.rint(gray.astype(np.float32).mean(axis=2)).astype(loaded.alpha.dtype)
         save_output_atomic(compose_output(rgb, loaded, self.scale, alpha), job.target, quality=self.quality)
 
@@ -234,9 +284,9 @@ class Runner:
         try:
             advance = lambda n: progress.update(task, completed=n)
             if frames_only:
-                result = write_frames(job.source, job.target, self.upscale, self.overwrite, advance)
+                result = write_frames(job.source, job.target, self.frame, self.overwrite, advance)
             else:
-                result = upscale_video(job.source, job.target, self.upscale, self.scale, advance)
+                result = upscale_video(job.source, job.target, self.frame, advance)
         finally:
             progress.remove_task(task)
         if result.note:
@@ -249,7 +299,10 @@ def upscale_command(
     more_inputs: Annotated[list[Path] | None, typer.Option(
         "--input", "-i", help="An input file or folder, as Real-ESRGAN takes it (repeatable; adds to INPUTS).",
         show_default=False)] = None,
-    scale: ScaleOption = None,
+    scale_text: Annotated[str | None, typer.Option(
+        "--scale", "-s", metavar="FACTOR", show_default="4, or the --model file's",
+        help="2, 3 or 4; or a fraction such as 3.5 (the smallest scale >= it, then a Lanczos resize to "
+             "the exact size).")] = None,
     output_text: Annotated[str | None, typer.Option(
         "--output", "-o", metavar="PATH", show_default=False,
         help="Output file (one input) or folder (several inputs, a folder input, or a trailing /). "
@@ -290,20 +343,27 @@ def upscale_command(
         raise UsageProblem("INPUTS", "missing: give image files, video files or folders (or -i FILE)")
     output = Path(output_text) if output_text is not None else None
     folder = output_text is not None and output_text.endswith(("/", os.sep))
-    check_scale(scale)
+    factor = parse_factor(scale_text)
     check_output(inputs, output, folder)
     _check_options(quality, fmt, alpha, suffix, output)
     budget = _budget(max_memory)
+    scale = factor if isinstance(factor, int) else None  # --model FILE: a fraction takes the file's scale
+    if factor is not None and scale is None and model is None:
+        scale = model_scale_for(factor)
     if scale is None and model is None:
         scale = DEFAULT_SCALE
     sources, problems = expand(inputs, recursive, output.resolve() if output is not None else None)
     for problem in problems:
         report_error(problem)
     net, _, _ = load_model(model, scale)
-    scale = net.scale
-    jobs, _ = plan_jobs(inputs, sources, output, Naming(scale, suffix, fmt), frames_only, folder)
+    outscale = factor if isinstance(factor, float) else None
+    if outscale is not None and outscale > net.scale:
+        err_console.print(f"note: x{outscale:g} is above the network's x{net.scale}: upscaled x{net.scale}, "
+                          f"then resized up (interpolated, no new detail)", markup=False)
+    jobs, _ = plan_jobs(inputs, sources, output, Naming(factor if outscale else net.scale, suffix, fmt),
+                        frames_only, folder)
     upscaler = make_upscaler(net, backend, device, tile=tile, overlap=tile_overlap, threads=threads)
-    runner = Runner(upscaler, net, budget, tile, alpha, quality, overwrite)
+    runner = Runner(upscaler, net, budget, tile, alpha, quality, overwrite, outscale)
 
     input_paths = {job.source.resolve() for job in jobs}  # files dropped as earlier outputs are not inputs
     written: set[Path] = set()

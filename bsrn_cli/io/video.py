@@ -130,7 +130,7 @@ def _mux(ffmpeg: str, video_only: str, source: Path, target: str, subtitles: boo
     return subprocess.run(args, capture_output=True).returncode == 0
 
 
-def upscale_video(source: Path, target: Path, upscale: Callable[[np.ndarray], np.ndarray], scale: int,
+def upscale_video(source: Path, target: Path, upscale: Callable[[np.ndarray], np.ndarray],
                   on_frame: Callable[[int], None] | None = None) -> VideoResult:
     """Upscale every frame of ``source`` into ``target`` (its suffix picks the container),
     then copy the audio and subtitle streams. Nothing appears at ``target`` unless complete."""
@@ -145,15 +145,15 @@ def upscale_video(source: Path, target: Path, upscale: Callable[[np.ndarray], np
     os.close(fd)
     try:
         fps, first, frames = _first_frame(source, capture)
-        h, w = first.shape[:2]
+        big = upscale(first)  # the output size is the first upscaled frame's
         with _quiet_stderr():
-            writer = cv2.VideoWriter(video_only, cv2.VideoWriter_fourcc(*fourcc), fps, (w * scale, h * scale))
+            writer = cv2.VideoWriter(video_only, cv2.VideoWriter_fourcc(*fourcc), fps, (big.shape[1], big.shape[0]))
         if not writer.isOpened():
             raise BsrnError(f"{target}: OpenCV cannot write this container here")
         count = 0
         try:
             for frame in _chain(first, frames):
-                writer.write(cv2.cvtColor(upscale(frame), cv2.COLOR_RGB2BGR))
+                writer.write(cv2.cvtColor(big if count == 0 else upscale(frame), cv2.COLOR_RGB2BGR))
                 count += 1
                 if on_frame is not None:
                     on_frame(count)

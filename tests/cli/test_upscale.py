@@ -73,7 +73,8 @@ def test_unsupported_scale_is_one_line(tmp_path):
     image = write_image(tmp_path / "a.png")
     result = bsrn("upscale", image, "-s", 5)
     assert result.returncode == 2
-    assert result.stderr == "error: -s/--scale: unsupported scale 5: choose 2, 3 or 4; see bsrn upscale --help\n"
+    assert result.stderr == ("error: -s/--scale: unsupported scale 5: choose 2, 3 or 4, or a fraction such as 3.5; "
+                             "see bsrn upscale --help\n")
     assert not (tmp_path / "a_x5.png").exists()
 
 

@@ -74,14 +74,14 @@ def test_interrupted_video_leaves_nothing(tmp_path):
         return _double(frame)
 
     with pytest.raises(KeyboardInterrupt):
-        video.upscale_video(clip, out_dir / "clip_x2.mp4", interrupt_on_third, 2)
+        video.upscale_video(clip, out_dir / "clip_x2.mp4", interrupt_on_third)
     assert list(out_dir.iterdir()) == []
 
 
 def test_without_ffmpeg_the_video_comes_out_silent_with_a_note(tmp_path, monkeypatch):
     clip = make_clip(tmp_path / "clip.mp4", frames=6, fps=6)
     monkeypatch.setattr(video, "find_ffmpeg", lambda: None)
-    result = video.upscale_video(clip, tmp_path / "out.avi", _double, 2)
+    result = video.upscale_video(clip, tmp_path / "out.avi", _double)
     assert result.frames == 6 and "ffmpeg not found" in result.note
     frames, fps = _frames(tmp_path / "out.avi")
     assert len(frames) == 6 and fps == 6
@@ -92,7 +92,7 @@ def test_audio_only_and_text_files_are_one_line_errors(tmp_path):
     (tmp_path / "text.mp4").write_text("not a video")
     for path in (audio_only, tmp_path / "text.mp4"):
         with pytest.raises(BsrnError, match=path.name):
-            video.upscale_video(path, tmp_path / "out" / path.name, _double, 2)
+            video.upscale_video(path, tmp_path / "out" / path.name, _double)
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
 
 
@@ -105,9 +105,9 @@ def test_subtitles_are_copied_or_left_out_with_a_note(tmp_path):
     (tmp_path / "s.srt").write_text("1\n00:00:00,000 --> 00:00:00,500\nhello\n")
     subprocess.run([ffmpeg(), "-loglevel", "error", "-y", "-i", str(tmp_path / "c.mp4"), "-i", str(tmp_path / "s.srt"),
                     "-map", "0", "-map", "1", "-c", "copy", "-c:s", "srt", str(tmp_path / "c.mkv")], check=True)
-    kept = video.upscale_video(tmp_path / "c.mkv", tmp_path / "o.mkv", _double, 2)
+    kept = video.upscale_video(tmp_path / "c.mkv", tmp_path / "o.mkv", _double)
     assert kept.note is None and sorted(stream_kinds(tmp_path / "o.mkv")) == ["Audio", "Subtitle", "Video"]
-    dropped = video.upscale_video(tmp_path / "c.mkv", tmp_path / "o.avi", _double, 2)
+    dropped = video.upscale_video(tmp_path / "c.mkv", tmp_path / "o.avi", _double)
     assert "subtitles" in dropped.note and sorted(stream_kinds(tmp_path / "o.avi")) == ["Audio", "Video"]
 
 
@@ -190,7 +190,7 @@ def test_other_containers_hold_the_model_frames_in_order(tmp_path, smooth_weight
     clip = encode_frames(tmp_path / "clip.mp4", block_frames(8), fps=12)
     apply = _apply(smooth_weights)
     out = tmp_path / f"clip_x2{suffix}"
-    assert video.upscale_video(clip, out, apply, 2).frames == 8
+    assert video.upscale_video(clip, out, apply).frames == 8
     _assert_frames_are(decode_frames(out), [apply(frame) for frame in decode_frames(clip)])
     assert video_codec(out) == codec
 
@@ -208,7 +208,7 @@ def test_audio_is_copied_packet_for_packet(tmp_path, source, audio, rate, target
     clip = encode_frames(tmp_path / f"clip{source}", block_frames(6, (16, 16)), fps=12, audio_codec=audio,
                          audio_rate=rate)
     out = tmp_path / f"out{target}"
-    result = video.upscale_video(clip, out, _double, 2)
+    result = video.upscale_video(clip, out, _double)
     assert result.note is None and result.frames == 6
     assert audio_params(out) == audio_params(clip)
     assert packets_md5(out) == packets_md5(clip)
@@ -220,7 +220,7 @@ def test_audio_the_container_refuses_is_reencoded_to_aac_with_a_note(tmp_path):
     clip = encode_frames(tmp_path / "clip.webm", block_frames(6, (16, 16)), fps=12,
                          video_codec=("-c:v", "libvpx"), audio_codec=("-c:a", "libopus"), audio_rate=48000)
     out = tmp_path / "out.avi"
-    result = video.upscale_video(clip, out, _double, 2)
+    result = video.upscale_video(clip, out, _double)
     assert result.note == f"{out}: audio re-encoded to AAC (its codec does not fit this container)"
     assert audio_params(clip) == ("opus", 48000, "mono") and audio_params(out) == ("aac", 48000, "mono")
     assert abs(audio_samples(out) - audio_samples(clip)) <= 8000 * 0.05  # AAC frames pad the end
@@ -256,7 +256,7 @@ def test_variable_frame_rate_becomes_constant_with_every_frame_once(tmp_path, su
     fps = capture.get(cv2.CAP_PROP_FPS)
     capture.release()
     out = tmp_path / f"out{suffix}"
-    assert video.upscale_video(clip, out, _double, 2).frames == 8
+    assert video.upscale_video(clip, out, _double).frames == 8
     _assert_frames_are(decode_frames(out), [_double(frame) for frame in decode_frames(clip)])
     assert packet_times(out) == pytest.approx([i / fps for i in range(8)], abs=1e-3)
 
