@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from bsrn_cli.backends.memory import DEFAULT_MAX_MEMORY, choose_tile, format_size, parse_size, physical_memory
 from bsrn_cli.cli.common import (BackendOption, DeviceOption, ModelOption, ThreadsOption, TileOption, console,
@@ -219,6 +220,22 @@ def model_scale_for(factor: float) -> int:
     return next((s for s in (2, 3, 4) if s >= factor), 4)
 
 
+class RateColumn(ProgressColumn):
+    """Tiles (or frames) per second."""
+
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:.1f}/s")
+
+
+def make_progress(quiet: bool) -> Progress:
+    """Bars on stderr when it is a terminal (images, each image's tiles, video frames), with
+    rate and ETA; nothing when piped or with --quiet."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+                    TimeRemainingColumn(), console=err_console, transient=True,
+                    disable=quiet or not err_console.is_terminal)
+
+
 class Runner:
     """Runs the jobs with one upscaler, keeping each image's tile within the memory budget;
     with ``outscale``, each result is then resized to round(w * outscale) x round(h * outscale)."""
@@ -300,11 +317,11 @@ def upscale_command(
         "--input", "-i", help="An input file or folder, as Real-ESRGAN takes it (repeatable; adds to INPUTS).",
         show_default=False)] = None,
     scale_text: Annotated[str | None, typer.Option(
-        "--scale", "-s", metavar="FACTOR", show_default="4, or the --model file's",
+        "--scale", "-s", metavar="<factor>", show_default="4, or the --model file's",
         help="2, 3 or 4; or a fraction such as 3.5 (the smallest scale >= it, then a Lanczos resize to "
              "the exact size).")] = None,
     output_text: Annotated[str | None, typer.Option(
-        "--output", "-o", metavar="PATH", show_default=False,
+        "--output", "-o", metavar="<path>", show_default=False,
         help="Output file (one input) or folder (several inputs, a folder input, or a trailing /). "
              "Default: <stem>_x<s>.png beside the input.")] = None,
     model: ModelOption = None,
@@ -328,6 +345,8 @@ def upscale_command(
         help="Added to the input's stem to name the output (default _x<s>; may be empty).")] = None,
     alpha: Annotated[str, typer.Option(
         help="How transparency is upscaled: bicubic, or model (through the network as gray).")] = "bicubic",
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="No summary line and no notes (errors still print).")] = False,
     frames_only: Annotated[Path | None, typer.Option(
         help="For videos: write the upscaled frames as PNGs into DIR/<video stem>/ instead of a video.")] = None,
 ) -> None:
@@ -357,7 +376,7 @@ def upscale_command(
         report_error(problem)
     net, _, _ = load_model(model, scale)
     outscale = factor if isinstance(factor, float) else None
-    if outscale is not None and outscale > net.scale:
+    if outscale is not None and outscale > net.scale and not quiet:
         err_console.print(f"note: x{outscale:g} is above the network's x{net.scale}: upscaled x{net.scale}, "
                           f"then resized up (interpolated, no new detail)", markup=False)
     jobs, _ = plan_jobs(inputs, sources, output, Naming(factor if outscale else net.scale, suffix, fmt),
@@ -366,35 +385,60 @@ def upscale_command(
     runner = Runner(upscaler, net, budget, tile, alpha, quality, overwrite, outscale)
 
     input_paths = {job.source.resolve() for job in jobs}  # files dropped as earlier outputs are not inputs
-    written: set[Path] = set()
+    written: list[Path] = []
     failed, skipped = len(problems), 0  # earlier outputs found among the inputs (dropped) are not counted
     images = [job for job in jobs if not job.video]
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        console=err_console, transient=True,
-                        disable=not err_console.is_terminal or (len(images) <= 1 and len(images) == len(jobs)))
-    with progress:
+    with make_progress(quiet) as progress:
         task = progress.add_task("images", total=len(images), visible=len(images) > 1)
         for job in jobs:
+            tiles = None
             try:
-                _check_target(job, input_paths, written)
+                _check_target(job, input_paths, {path.resolve() for path in written})
                 if job.target.exists() and not overwrite and not (job.video and frames_only is not None):
                     skipped += 1
                     continue
                 if job.video:
                     runner.video(job, progress, frames_only is not None)
                 else:
+                    tiles = progress.add_task(job.source.name, total=None)
+                    upscaler.on_tile = lambda done, total: progress.update(tiles, completed=done, total=total)
                     runner.image(job)
-                written.add(job.target.resolve())
+                written.append(job.target)
             except Exception as exc:  # one bad file: one line, and the batch goes on
                 failed += 1
                 report_error(exc)
             finally:
-                for note in runner.notes:
+                if tiles is not None:
+                    progress.remove_task(tiles)
+                    upscaler.on_tile = None
+                for note in runner.notes if not quiet else ():
                     err_console.print(f"note: {note}", markup=False)
                 runner.notes.clear()
                 if not job.video:
                     progress.advance(task)
-    hint = " (existing outputs kept; --overwrite replaces them)" if skipped and not written and not failed else ""
-    console.print(f"done {len(written)}, skipped {skipped}, failed {failed}{hint}", highlight=False)
+    if not quiet:
+        console.print(summary(len(written), skipped, failed, _where(inputs, written, output, folder)),
+                      highlight=False, markup=False)
     if failed:
         raise typer.Exit(1)
+
+
+def summary(done: int, skipped: int, failed: int, where: str | None) -> str:
+    """``done 1, skipped 0, failed 0: wrote a_x4.png`` (the hint when only skips happened)."""
+    line = f"done {done}, skipped {skipped}, failed {failed}"
+    if skipped and not done and not failed:
+        line += " (existing outputs kept; --overwrite replaces them)"
+    return line + (f": {where}" if where else "")
+
+
+def _where(inputs: list[Path], written: list[Path], output: Path | None, folder: bool) -> str | None:
+    """The output file of a single input, or the folder the outputs of many went into."""
+    if not written:
+        return None
+    if len(inputs) == 1 and not inputs[0].is_dir() and len(written) == 1:
+        return f"wrote {written[0]}"
+    if output is not None and (folder or output.is_dir()):
+        common = output
+    else:
+        common = Path(os.path.commonpath([str(path.parent) for path in written]))
+    return f"wrote into {str(common).rstrip(os.sep)}{os.sep}"
