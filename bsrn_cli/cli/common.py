@@ -34,7 +34,7 @@ def check_scale(scale: int | None, command: str = "upscale") -> None:
 
 ScaleOption = Annotated[int | None, typer.Option("--scale", "-s", help="Upscaling factor: 2, 3 or 4.")]
 ModelOption = Annotated[str | None, typer.Option(
-    "--model", "-m", help="Registered model name (see `bsrn info`) or a .safetensors path.")]
+    "--model", "-m", help="Registered model name (see `bsrn models list`) or a .safetensors path.")]
 DeviceOption = Annotated[str, typer.Option("--device", help="cpu, cuda or auto (cuda when available).")]
 BackendOption = Annotated[str, typer.Option(
     "--backend", help="auto (packed on the CPU when built, else torch), packed (XOR+popcount kernels), "

@@ -94,3 +94,24 @@ def usage_line(exc: click_errors.UsageError, argv: list[str] | None = None, comm
             return f"{name}: no such command; did you mean bsrn upscale {name}?"
         return f"{name}: no such command; {help_hint}"
     return f"{message[:1].lower() + message[1:]}; {help_hint}"
+
+
+def tidy_help() -> None:
+    """Help without Typer's type placeholders where they mislead: none on flags (``--debug``,
+    ``--help``), ``<path>`` rather than ``<list[Path]>`` after a repeated argument."""
+    from typer.core import TyperArgument, TyperOption
+
+    option_type, argument_type = TyperOption.display_type_rich, TyperArgument.display_type_rich
+
+    def element(shown: str | None) -> str | None:
+        if shown and shown.startswith("<list[") and shown.endswith("]>"):
+            return f"<{shown[6:-2].lower()}>"
+        return shown
+
+    def option_display(self, ctx) -> str | None:
+        return None if self.is_flag else element(option_type(self, ctx))
+
+    def argument_display(self, ctx) -> str | None:
+        return element(argument_type(self, ctx))
+
+    TyperOption.display_type_rich, TyperArgument.display_type_rich = option_display, argument_display
