@@ -175,6 +175,15 @@ def _check_options(quality: int, fmt: str | None, alpha: str, suffix: str | None
         raise UsageProblem("--format", f"{fmt} and -o {output} disagree", "drop --format or change -o's suffix")
 
 
+def _check_video_options(codec: str | None, crf: int | None) -> None:
+    from bsrn_cli.io.video import CODECS
+
+    if codec is not None and codec not in CODECS:
+        raise UsageProblem("--codec", f"{codec!r} is not a video codec: choose {', '.join(CODECS)}")
+    if crf is not None and not 0 <= crf <= 51:
+        raise UsageProblem("--crf", f"{crf} is out of range: choose 0 to 51 (lower is better)")
+
+
 def _budget(max_memory: str) -> int:
     try:
         return parse_size(max_memory)
@@ -241,11 +250,12 @@ class Runner:
     with ``outscale``, each result is then resized to round(w * outscale) x round(h * outscale)."""
 
     def __init__(self, upscaler, net, budget: int, tile: int, alpha: str, quality: int, overwrite: bool,
-                 outscale: float | None = None):
+                 outscale: float | None = None, video: dict | None = None):
         self.upscaler, self.budget, self.tile_cap = upscaler, budget, tile
         self.channels, self.scale = net.config.channels, net.scale
         self.alpha, self.quality, self.overwrite = alpha, quality, overwrite
         self.outscale = outscale
+        self.video_options = video or {}  # codec, crf, audio for upscale_video
         self.notes: list[str] = []
         upscaler.on_retry = self.notes.append
 
@@ -303,7 +313,7 @@ class Runner:
             if frames_only:
                 result = write_frames(job.source, job.target, self.frame, self.overwrite, advance)
             else:
-                result = upscale_video(job.source, job.target, self.frame, advance)
+                result = upscale_video(job.source, job.target, self.frame, advance, **self.video_options)
         finally:
             progress.remove_task(task)
         if result.note:
@@ -345,6 +355,14 @@ def upscale_command(
         help="Added to the input's stem to name the output (default _x<s>; may be empty).")] = None,
     alpha: Annotated[str, typer.Option(
         help="How transparency is upscaled: bicubic, or model (through the network as gray).")] = "bicubic",
+    codec: Annotated[str | None, typer.Option(
+        help="Video codec: h264, hevc or vp9 (default h264; vp9 for .webm).", show_default=False)] = None,
+    crf: Annotated[int | None, typer.Option(
+        help="Video quality, 0-51, lower is better (default 18 for h264, 22 hevc, 31 vp9).",
+        show_default=False)] = None,
+    audio: Annotated[bool, typer.Option(
+        "--audio/--no-audio", help="Carry the videos' audio (a video whose audio cannot be carried fails); "
+                                   "--no-audio writes none.")] = True,
     quiet: Annotated[bool, typer.Option(
         "--quiet", "-q", help="No summary line and no notes (errors still print).")] = False,
     frames_only: Annotated[Path | None, typer.Option(
@@ -365,6 +383,7 @@ def upscale_command(
     factor = parse_factor(scale_text)
     check_output(inputs, output, folder)
     _check_options(quality, fmt, alpha, suffix, output)
+    _check_video_options(codec, crf)
     budget = _budget(max_memory)
     scale = factor if isinstance(factor, int) else None  # --model FILE: a fraction takes the file's scale
     if factor is not None and scale is None and model is None:
@@ -382,7 +401,8 @@ def upscale_command(
     jobs, _ = plan_jobs(inputs, sources, output, Naming(factor if outscale else net.scale, suffix, fmt),
                         frames_only, folder)
     upscaler = make_upscaler(net, backend, device, tile=tile, overlap=tile_overlap, threads=threads)
-    runner = Runner(upscaler, net, budget, tile, alpha, quality, overwrite, outscale)
+    runner = Runner(upscaler, net, budget, tile, alpha, quality, overwrite, outscale,
+                    {"codec": codec, "crf": crf, "audio": audio})
 
     input_paths = {job.source.resolve() for job in jobs}  # files dropped as earlier outputs are not inputs
     written: list[Path] = []
