@@ -7,11 +7,10 @@ import sys
 from typing import Annotated
 
 import typer
-from typer._click import exceptions as click_errors
 
 from bsrn_cli import __version__
 from bsrn_cli.cli.common import Settings, err_console, report_error
-from bsrn_cli.cli.usage import tidy_help, usage_line
+from bsrn_cli.cli.usage import click_errors, tidy_help, usage_line
 from bsrn_cli.errors import UsageProblem
 
 INTERRUPTED = 130  # exit status after Ctrl-C, as shells report SIGINT

@@ -368,9 +368,14 @@ def upscale_command(
     frames_only: Annotated[Path | None, typer.Option(
         help="For videos: write the upscaled frames as PNGs into DIR/<video stem>/ instead of a video.")] = None,
 ) -> None:
-    """Upscale images and videos by 2, 3 or 4.
+    """Upscale images and videos by 2, 3 or 4, or a fraction such as 3.5.
 
-    Examples: bsrn upscale photo.jpg -s 4 | bsrn upscale shots/ -r -s 2 -o big/ | bsrn upscale clip.mp4 -s 2
+    \b
+    Examples:
+      bsrn upscale photo.jpg -s 4             photo_x4.png beside the input
+      bsrn upscale shots/ -r -s 2 -o big/     a tree of images into big/
+      bsrn upscale -i photo.jpg -s 3.5        Real-ESRGAN style: x4, then resized to x3.5
+      bsrn upscale clip.mp4 -s 2              clip_x2.mp4: H.264, with the audio
     """
     from bsrn_cli.backends import make_upscaler
     from bsrn_cli.models.loader import load_model

@@ -11,7 +11,10 @@ import difflib
 import sys
 from pathlib import Path
 
-from typer._click import exceptions as click_errors
+try:  # recent Typer (0.29 here) carries its own copy of click
+    from typer._click import exceptions as click_errors
+except ImportError:  # older Typer uses click itself
+    from click import exceptions as click_errors
 
 # Options of Real-ESRGAN's inference_realesrgan.py (and similar tools) -> ours (docs/usage.md).
 HABITS = {"-n": "-m/--model", "--model_name": "-m/--model", "--model-name": "-m/--model",

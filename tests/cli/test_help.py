@@ -18,6 +18,7 @@ def test_help_has_no_bool_or_list_placeholders_and_shows_the_scale_default():
     assert re.search(r"--debug\s+Show full tracebacks", root.stdout)
     assert "(see `bsrn models list`)" in upscale.stdout
     assert re.search(r"--input\s+-i\s+<path>", upscale.stdout)
+    assert "Examples:" in upscale.stdout and "bsrn upscale -i photo.jpg -s 3.5" in upscale.stdout
 
 
 def test_info_prints_key_value_lines_not_python_dicts():
