@@ -151,6 +151,14 @@ def video_codec(path: Path) -> str:
     return found[1]
 
 
+def pixel_format(path: Path) -> str:
+    """The pixel format of the first video stream (yuv420p, ...), as ffmpeg describes it."""
+    probe = subprocess.run([ffmpeg(), "-hide_banner", "-i", str(path)], capture_output=True, text=True)
+    found = re.search(r"Stream #\d+:\d+.*?: Video: [^,]+, (\w+)", probe.stderr)
+    assert found, probe.stderr
+    return found[1]
+
+
 def packet_times(path: Path, stream: str = "v:0") -> list[float]:
     """Presentation times in seconds of one stream's packets (as stored, no decoding), sorted."""
     result = subprocess.run([ffmpeg(), "-hide_banner", "-loglevel", "error", "-i", str(path), "-map", f"0:{stream}",

@@ -7,6 +7,8 @@ pixel sees exactly the inputs it sees in an untiled run, so tiled == untiled.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 
@@ -57,7 +59,7 @@ class TiledUpscaler:
 
     The network always sees float32 in [0, 1]; 16-bit pixels stay 16-bit (no 8-bit step).
     On out-of-memory the tile side is halved and the image redone, down to ``MIN_TILE``;
-    ``on_retry(message)`` hears about each retry.
+    ``on_retry(message)`` hears about each retry, ``on_tile(done, total)`` about each finished tile.
     """
 
     def __init__(self, model: BSRN, tile: int = DEFAULT_TILE, overlap: int | None = None):
@@ -70,6 +72,7 @@ class TiledUpscaler:
         if self.overlap < 0:
             raise BsrnError("--tile-overlap must not be negative")
         self.on_retry = None
+        self.on_tile: Callable[[int, int], None] | None = None
 
     def _run(self, lr: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -103,16 +106,20 @@ class TiledUpscaler:
         peak = _peak(rgb.dtype)
         if tile == 0 or (h <= tile and w <= tile):
             out[:] = _to_pixels(self._run(self._tile_to_device(rgb, peak)), peak, out.dtype)
+            if self.on_tile is not None:
+                self.on_tile(1, 1)
             return
         o = self.overlap
-        for y in _tile_starts(h, tile):
-            for x in _tile_starts(w, tile):
-                y1, x1 = min(y + tile, h), min(x + tile, w)
-                ty0, tx0 = max(y - o, 0), max(x - o, 0)
-                ty1, tx1 = min(y1 + o, h), min(x1 + o, w)
-                sr = self._run(self._tile_to_device(rgb[ty0:ty1, tx0:tx1], peak))
-                keep = sr[:, :, (y - ty0) * s:(y1 - ty0) * s, (x - tx0) * s:(x1 - tx0) * s]
-                out[y * s:y1 * s, x * s:x1 * s] = _to_pixels(keep, peak, out.dtype)
+        starts = [(y, x) for y in _tile_starts(h, tile) for x in _tile_starts(w, tile)]
+        for done, (y, x) in enumerate(starts, 1):
+            y1, x1 = min(y + tile, h), min(x + tile, w)
+            ty0, tx0 = max(y - o, 0), max(x - o, 0)
+            ty1, tx1 = min(y1 + o, h), min(x1 + o, w)
+            sr = self._run(self._tile_to_device(rgb[ty0:ty1, tx0:tx1], peak))
+            keep = sr[:, :, (y - ty0) * s:(y1 - ty0) * s, (x - tx0) * s:(x1 - tx0) * s]
+            out[y * s:y1 * s, x * s:x1 * s] = _to_pixels(keep, peak, out.dtype)
+            if self.on_tile is not None:
+                self.on_tile(done, len(starts))
 
 
 def _to_pixels(t: torch.Tensor, peak: int, dtype: np.dtype) -> np.ndarray:

@@ -6,14 +6,15 @@ import os
 import sys
 from typing import Annotated
 
-import click
 import typer
 
 from bsrn_cli import __version__
 from bsrn_cli.cli.common import Settings, err_console, report_error
-from bsrn_cli.errors import BsrnError
+from bsrn_cli.cli.usage import click_errors, tidy_help, usage_line
+from bsrn_cli.errors import UsageProblem
 
 INTERRUPTED = 130  # exit status after Ctrl-C, as shells report SIGINT
+USAGE = 2  # exit status of a command-line mistake, as click and most tools use
 
 app = typer.Typer(name="bsrn", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Upscale images with a binarized super-resolution network (BSRN).")
@@ -52,23 +53,31 @@ def _register() -> None:
 
 
 _register()
+tidy_help()
 
 
 def main() -> None:
+    """Run the app; usage mistakes exit 2 with one line, runtime failures 1, Ctrl-C 130."""
     try:
         status = app(standalone_mode=False)
         if status == INTERRUPTED:  # Typer returns 130 for Ctrl-C (no command of ours exits so)
             err_console.print("aborted")
         if isinstance(status, int) and status:
             sys.exit(status)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
+    except typer.Abort:
         err_console.print("aborted")
         sys.exit(INTERRUPTED)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (BsrnError, Exception) as exc:
+    except click_errors.NoArgsIsHelpError:  # bare `bsrn` or `bsrn models`: the help was printed
+        sys.exit(USAGE)
+    except click_errors.UsageError as exc:
+        commands = tuple(c.name for c in app.registered_commands) + tuple(g.name for g in app.registered_groups)
+        err_console.print(f"error: {usage_line(exc, commands=commands)}", markup=False)
+        sys.exit(USAGE)
+    except UsageProblem as exc:
+        report_error(exc)
+        sys.exit(USAGE)
+    except Exception as exc:
         report_error(exc)
         sys.exit(1)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bsrn_cli.errors import BsrnError
+from bsrn_cli.errors import BsrnError, UsageProblem
 
 console = Console()
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -26,14 +26,15 @@ def report_error(exc: BaseException) -> None:
     err_console.print(f"error: {message}", markup=False)
 
 
-def check_scale(scale: int | None) -> None:
+def check_scale(scale: int | None, command: str = "upscale") -> None:
+    """A usage mistake (exit status 2) unless the scale is 2, 3 or 4 (or not given)."""
     if scale is not None and scale not in (2, 3, 4):
-        raise BsrnError(f"unsupported scale {scale}: choose 2, 3 or 4")
+        raise UsageProblem("-s/--scale", f"unsupported scale {scale}: choose 2, 3 or 4", f"see bsrn {command} --help")
 
 
 ScaleOption = Annotated[int | None, typer.Option("--scale", "-s", help="Upscaling factor: 2, 3 or 4.")]
 ModelOption = Annotated[str | None, typer.Option(
-    "--model", "-m", help="Registered model name (see `bsrn info`) or a .safetensors path.")]
+    "--model", "-m", help="Registered model name (see `bsrn models list`) or a .safetensors path.")]
 DeviceOption = Annotated[str, typer.Option("--device", help="cpu, cuda or auto (cuda when available).")]
 BackendOption = Annotated[str, typer.Option(
     "--backend", help="auto (packed on the CPU when built, else torch), packed (XOR+popcount kernels), "

@@ -51,7 +51,7 @@ def eval_command(
     from bsrn_cli.io.images import save_image_array
     from bsrn_cli.published import published_rows
 
-    check_scale(scale)
+    check_scale(scale, "eval")
     if scale is None:
         raise BsrnError("give the scale with -s 2, 3 or 4")
     upscale, model_name = _upscaler(model, scale, backend, device, tile, threads)

@@ -45,18 +45,36 @@ def info_command(
         raise BsrnError("--width and --height must be positive")
     net, meta, source = _resolve(model)
     c = count(net, (width, height))
-    table = Table(title=f"{model}: {source}", show_header=False)
-    table.add_row("scale", f"x{net.scale}")
-    table.add_row("configuration", ", ".join(f"{k}={v}" for k, v in net.config.to_dict().items()))
-    table.add_row("parameters", f"{c.params:,} ({c.params / 1000:.1f}K)")
-    table.add_row("  binary (1-bit at inference)", f"{c.binary_params:,}")
-    table.add_row("  full precision", f"{c.float_params:,}")
-    table.add_row("input -> output", f"{c.input_size[0]}x{c.input_size[1]} -> {c.output_size[0]}x{c.output_size[1]}")
-    table.add_row("float MACs", f"{c.float_macs / 1e9:.2f}G")
-    table.add_row("binary MACs (bit ops)", f"{c.binary_macs / 1e9:.2f}G")
-    table.add_row("total, binary counted as full (paper)", f"{c.total_macs / 1e9:.2f}G")
-    if meta.get("training"):
-        table.add_row("trained", ", ".join(f"{k}={v}" for k, v in meta["training"].items()))
-    if meta.get("metrics"):
-        table.add_row("measured", ", ".join(f"{k}={v}" for k, v in meta["metrics"].items()))
-    console.print(table)
+    lines = [f"model: {model} ({source})", f"scale: x{net.scale}",
+             *metadata_lines("configuration", net.config.to_dict()),
+             f"parameters: {c.params:,} ({c.params / 1000:.1f}K)",
+             f"  binary (1-bit at inference): {c.binary_params:,}",
+             f"  full precision: {c.float_params:,}",
+             f"input -> output: {c.input_size[0]}x{c.input_size[1]} -> {c.output_size[0]}x{c.output_size[1]}",
+             f"float MACs: {c.float_macs / 1e9:.2f}G",
+             f"binary MACs (bit ops): {c.binary_macs / 1e9:.2f}G",
+             f"total, binary counted as full (paper): {c.total_macs / 1e9:.2f}G"]
+    for key, title in (("training", "trained"), ("metrics", "measured")):
+        if meta.get(key):
+            lines += metadata_lines(title, meta[key])
+    console.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
+
+
+def metadata_lines(key: str, value, indent: int = 0) -> list[str]:
+    """``key: value`` lines; a mapping's entries indented under ``key:``, a list's items as ``- ``."""
+    pad = "  " * indent
+    if isinstance(value, dict):
+        lines = [f"{pad}{key}:"]
+        for sub, item in value.items():
+            lines += metadata_lines(str(sub), item, indent + 1)
+        return lines
+    if isinstance(value, (list, tuple)) and any(isinstance(item, (dict, list, tuple)) for item in value):
+        lines = [f"{pad}{key}:"]
+        for item in value:
+            entries = item.items() if isinstance(item, dict) else enumerate(item)
+            inner = [line for sub, v in entries for line in metadata_lines(str(sub), v, indent + 2)]
+            lines += [f"{pad}  - {inner[0].lstrip()}"] + inner[1:] if inner else [f"{pad}  -"]
+        return lines
+    if isinstance(value, (list, tuple)):
+        value = ", ".join(map(str, value))
+    return [f"{pad}{key}: {value}"]

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from bsrn_cli.backends.memory import DEFAULT_MAX_MEMORY, choose_tile, format_size, parse_size, physical_memory
-from bsrn_cli.cli.common import (BackendOption, DeviceOption, ModelOption, ScaleOption, ThreadsOption, TileOption,
-                                 check_scale, console, err_console, report_error)
-from bsrn_cli.errors import BsrnError
+from bsrn_cli.cli.common import (BackendOption, DeviceOption, ModelOption, ThreadsOption, TileOption, console,
+                                 err_console, report_error)
+from bsrn_cli.errors import BsrnError, UsageProblem
 from bsrn_cli.io.images import FORMAT_SUFFIXES, IMAGE_SUFFIXES, output_format
 from bsrn_cli.io.video import VIDEO_SUFFIXES
 
@@ -41,12 +43,12 @@ class Job:
 
 @dataclass
 class Naming:
-    scale: int
+    scale: int | float                # the factor asked for (-s), as in the output name: _x4, _x3.5
     suffix: str | None = None        # None: _x<s>
     format: str | None = None        # png|jpg|webp|tiff; None: png for images, the input's container for videos
 
     def name(self, source: Path) -> str:
-        tail = f"_x{self.scale}" if self.suffix is None else self.suffix
+        tail = f"_x{self.scale:g}" if self.suffix is None else self.suffix
         if self.format is not None:
             ext = FORMAT_SUFFIXES[self.format]
         else:
@@ -91,17 +93,16 @@ def expand(inputs: list[Path], recursive: bool = False,
 
 
 def plan_jobs(inputs: list[Path], sources: list[Source], output: Path | None, naming: Naming,
-              frames_only: Path | None = None) -> tuple[list[Job], int]:
+              frames_only: Path | None = None, folder: bool = False) -> tuple[list[Job], int]:
     """Where each output goes, and how many found files were dropped as earlier outputs.
 
     Without -o: a file's output goes beside it, a folder's outputs into a sibling folder
     ``<folder>_x<s>`` keeping the tree. With -o: into it (keeping the tree) if it is, or must
-    be, a folder, else to that file. A file found in a folder whose name is the output name of
+    be, a folder (``folder``: it was written with a trailing separator), else to that file. A file found in a folder whose name is the output name of
     another input (``a_x4.png`` beside ``a.png``) is an earlier output, not an input.
     """
     many = len(sources) > 1 or any(i.is_dir() for i in inputs)
-    as_folder = output is not None and (output.is_dir() or str(output).endswith(os.sep) or many
-                                        or output.suffix == "")
+    as_folder = output is not None and (folder or output.is_dir() or many or output.suffix == "")
     if output is not None and as_folder and output.exists() and not output.is_dir():
         raise BsrnError(f"{output}: exists and is not a folder, but several outputs go there")
 
@@ -111,7 +112,7 @@ def plan_jobs(inputs: list[Path], sources: list[Source], output: Path | None, na
             folder = output if as_folder else src.path.parent
         else:
             relative = src.path.parent.relative_to(src.root)
-            base = output if as_folder else src.root.resolve().parent / f"{src.root.resolve().name}_x{naming.scale}"
+            base = output if as_folder else src.root.resolve().parent / f"{src.root.resolve().name}_x{naming.scale:g}"
             folder = base / relative
         return folder / name
 
@@ -133,6 +134,17 @@ def plan_jobs(inputs: list[Path], sources: list[Source], output: Path | None, na
     return jobs, dropped
 
 
+def check_output(inputs: list[Path], output: Path | None, folder: bool) -> None:
+    """Several inputs, or a folder, with -o naming a file (an image or video suffix, not an
+    existing folder, no trailing separator) is a usage mistake: they cannot all go to one file."""
+    if output is None or folder or output.is_dir() or output.suffix.lower() not in MEDIA_SUFFIXES:
+        return
+    if len(inputs) > 1 or any(item.is_dir() for item in inputs):
+        what = "several inputs" if len(inputs) > 1 else f"the folder {inputs[0]}"
+        raise UsageProblem("-o/--output", f"{output} names a file, but {what} give several outputs",
+                           f"did you mean -o {output.with_suffix('')}{os.sep}?")
+
+
 def _check_target(job: Job, inputs: set[Path], written: set[Path]) -> None:
     target = job.target.resolve()
     if target in inputs or target == job.source.resolve():
@@ -148,33 +160,117 @@ def _check_target(job: Job, inputs: set[Path], written: set[Path]) -> None:
 
 
 def _check_options(quality: int, fmt: str | None, alpha: str, suffix: str | None, output: Path | None) -> None:
+    """Option values that cannot work: usage mistakes (exit status 2), before any work."""
     if not 1 <= quality <= 100:
-        raise BsrnError(f"--quality {quality}: choose 1 to 100")
+        raise UsageProblem("--quality", f"{quality} is out of range: choose 1 to 100")
     if fmt is not None and fmt not in FORMAT_SUFFIXES:
-        raise BsrnError(f"--format {fmt}: choose one of {', '.join(FORMAT_SUFFIXES)}")
+        raise UsageProblem("--format", f"{fmt!r} is not an output format: choose {', '.join(FORMAT_SUFFIXES)}")
     if alpha not in ALPHA_MODES:
-        raise BsrnError(f"--alpha {alpha}: choose bicubic or model")
+        raise UsageProblem("--alpha", f"{alpha!r} is not a mode: choose bicubic or model")
     if suffix is not None and ("/" in suffix or os.sep in suffix):
-        raise BsrnError(f"--suffix {suffix!r}: must not contain a path separator")
+        raise UsageProblem("--suffix", f"{suffix!r} must not contain a path separator")
     if fmt is not None and output is not None and output.suffix and not output.is_dir() \
             and output.suffix.lower() in OUTPUT_SUFFIX_FORMATS \
             and OUTPUT_SUFFIX_FORMATS[output.suffix.lower()] != fmt:
-        raise BsrnError(f"-o {output} and --format {fmt} disagree")
+        raise UsageProblem("--format", f"{fmt} and -o {output} disagree", "drop --format or change -o's suffix")
+
+
+def _check_video_options(codec: str | None, crf: int | None) -> None:
+    from bsrn_cli.io.video import CODECS
+
+    if codec is not None and codec not in CODECS:
+        raise UsageProblem("--codec", f"{codec!r} is not a video codec: choose {', '.join(CODECS)}")
+    if crf is not None and not 0 <= crf <= 51:
+        raise UsageProblem("--crf", f"{crf} is out of range: choose 0 to 51 (lower is better)")
+
+
+def _budget(max_memory: str) -> int:
+    try:
+        return parse_size(max_memory)
+    except BsrnError:
+        raise UsageProblem("--max-memory", f"{max_memory!r} is not a size: give one such as 2G, 512M or 1.5G") \
+            from None
 
 
 OUTPUT_SUFFIX_FORMATS = {".png": "png", ".jpg": "jpg", ".jpeg": "jpg", ".webp": "webp", ".tif": "tiff",
                          ".tiff": "tiff"}
 
 
-class Runner:
-    """Runs the jobs with one upscaler, keeping each image's tile within the memory budget."""
+MAX_FACTOR = 16
 
-    def __init__(self, upscaler, net, budget: int, tile: int, alpha: str, quality: int, overwrite: bool):
+
+def parse_factor(text: str | None) -> int | float | None:
+    """-s: an integer is the network's scale (2, 3 or 4); a fraction above 1 is Real-ESRGAN's
+    outscale (the smallest scale >= it, then an exact resize)."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageProblem("-s/--scale", f"{text!r} is not a number") from None
+    if math.isfinite(value) and value == int(value):
+        if int(value) not in (2, 3, 4):
+            raise UsageProblem("-s/--scale", f"unsupported scale {int(value)}: choose 2, 3 or 4, "
+                                             "or a fraction such as 3.5")
+        return int(value)
+    if not (math.isfinite(value) and 1 < value <= MAX_FACTOR):
+        raise UsageProblem("-s/--scale", f"{text} is out of range: a fraction must be above 1 and at most "
+                                         f"{MAX_FACTOR}")
+    return value
+
+
+def exact_size(side: int, factor: float) -> int:
+    """round(side * factor), halves rounded up (12.5 -> 13)."""
+    return math.floor(side * factor + 0.5)
+
+
+def model_scale_for(factor: float) -> int:
+    """The smallest network scale >= ``factor``, or 4 above 4."""
+    return next((s for s in (2, 3, 4) if s >= factor), 4)
+
+
+class RateColumn(ProgressColumn):
+    """Tiles (or frames) per second."""
+
+    def render(self, task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:.1f}/s")
+
+
+def make_progress(quiet: bool) -> Progress:
+    """Bars on stderr when it is a terminal (images, each image's tiles, video frames), with
+    rate and ETA; nothing when piped or with --quiet."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+                    TimeRemainingColumn(), console=err_console, transient=True,
+                    disable=quiet or not err_console.is_terminal)
+
+
+class Runner:
+    """Runs the jobs with one upscaler, keeping each image's tile within the memory budget;
+    with ``outscale``, each result is then resized to round(w * outscale) x round(h * outscale)."""
+
+    def __init__(self, upscaler, net, budget: int, tile: int, alpha: str, quality: int, overwrite: bool,
+                 outscale: float | None = None, video: dict | None = None):
         self.upscaler, self.budget, self.tile_cap = upscaler, budget, tile
         self.channels, self.scale = net.config.channels, net.scale
         self.alpha, self.quality, self.overwrite = alpha, quality, overwrite
+        self.outscale = outscale
+        self.video_options = video or {}  # codec, crf, audio for upscale_video
         self.notes: list[str] = []
         upscaler.on_retry = self.notes.append
+
+    def resized(self, pixels, h: int, w: int):
+        """The network's output for an h x w input, resized to the -s factor when it is a fraction."""
+        from bsrn_cli.io.images import resize_exact
+
+        if self.outscale is None:
+            return pixels
+        return resize_exact(pixels, (exact_size(w, self.outscale), exact_size(h, self.outscale)))
+
+    def frame(self, pixels):
+        """One video frame, upscaled to the -s factor."""
+        h, w = pixels.shape[:2]
+        return self.resized(self.upscale(pixels), h, w)
 
     def upscale(self, pixels):
         h, w = pixels.shape[:2]
@@ -200,10 +296,10 @@ class Runner:
         loaded = load_image(job.source)
         h, w = loaded.rgb.shape[:2]
         self.check_room(job, h, w, loaded.rgb.itemsize, 4 if loaded.alpha is not None else 3)
-        rgb = self.upscale(loaded.rgb)
+        rgb = self.resized(self.upscale(loaded.rgb), h, w)
         alpha = None
         if loaded.alpha is not None and self.alpha == "model":
-            gray = self.upscale(np.repeat(loaded.alpha[..., None], 3, axis=2))
+            gray = self.resized(self.upscale(np.repeat(loaded.alpha[..., None], 3, axis=2)), h, w)
             alpha = np.rint(gray.astype(np.float32).mean(axis=2)).astype(loaded.alpha.dtype)
         save_output_atomic(compose_output(rgb, loaded, self.scale, alpha), job.target, quality=self.quality)
 
@@ -215,9 +311,9 @@ class Runner:
         try:
             advance = lambda n: progress.update(task, completed=n)
             if frames_only:
-                result = write_frames(job.source, job.target, self.upscale, self.overwrite, advance)
+                result = write_frames(job.source, job.target, self.frame, self.overwrite, advance)
             else:
-                result = upscale_video(job.source, job.target, self.upscale, self.scale, advance)
+                result = upscale_video(job.source, job.target, self.frame, advance, **self.video_options)
         finally:
             progress.remove_task(task)
         if result.note:
@@ -225,10 +321,19 @@ class Runner:
 
 
 def upscale_command(
-    inputs: Annotated[list[Path], typer.Argument(help="Image files, video files and/or folders.")],
-    scale: ScaleOption = None,
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Output file (one input) or folder. Default: <stem>_x<s>.png beside the input.")] = None,
+    inputs: Annotated[list[Path] | None, typer.Argument(
+        help="Image files, video files and/or folders.", show_default=False)] = None,
+    more_inputs: Annotated[list[Path] | None, typer.Option(
+        "--input", "-i", help="An input file or folder, as Real-ESRGAN takes it (repeatable; adds to INPUTS).",
+        show_default=False)] = None,
+    scale_text: Annotated[str | None, typer.Option(
+        "--scale", "-s", metavar="<factor>", show_default="4, or the --model file's",
+        help="2, 3 or 4; or a fraction such as 3.5 (the smallest scale >= it, then a Lanczos resize to "
+             "the exact size).")] = None,
+    output_text: Annotated[str | None, typer.Option(
+        "--output", "-o", metavar="<path>", show_default=False,
+        help="Output file (one input) or folder (several inputs, a folder input, or a trailing /). "
+             "Default: <stem>_x<s>.png beside the input.")] = None,
     model: ModelOption = None,
     device: DeviceOption = "auto",
     backend: BackendOption = "auto",
@@ -250,59 +355,115 @@ def upscale_command(
         help="Added to the input's stem to name the output (default _x<s>; may be empty).")] = None,
     alpha: Annotated[str, typer.Option(
         help="How transparency is upscaled: bicubic, or model (through the network as gray).")] = "bicubic",
+    codec: Annotated[str | None, typer.Option(
+        help="Video codec: h264, hevc or vp9 (default h264; vp9 for .webm).", show_default=False)] = None,
+    crf: Annotated[int | None, typer.Option(
+        help="Video quality, 0-51, lower is better (default 18 for h264, 22 hevc, 31 vp9).",
+        show_default=False)] = None,
+    audio: Annotated[bool, typer.Option(
+        "--audio/--no-audio", help="Carry the videos' audio (a video whose audio cannot be carried fails); "
+                                   "--no-audio writes none.")] = True,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="No summary line and no notes (errors still print).")] = False,
     frames_only: Annotated[Path | None, typer.Option(
         help="For videos: write the upscaled frames as PNGs into DIR/<video stem>/ instead of a video.")] = None,
 ) -> None:
-    """Upscale images and videos by 2, 3 or 4.
+    """Upscale images and videos by 2, 3 or 4, or a fraction such as 3.5.
 
-    Examples: bsrn upscale photo.jpg -s 4 | bsrn upscale shots/ -r -s 2 -o big/ | bsrn upscale clip.mp4 -s 2
+    \b
+    Examples:
+      bsrn upscale photo.jpg -s 4             photo_x4.png beside the input
+      bsrn upscale shots/ -r -s 2 -o big/     a tree of images into big/
+      bsrn upscale -i photo.jpg -s 3.5        Real-ESRGAN style: x4, then resized to x3.5
+      bsrn upscale clip.mp4 -s 2              clip_x2.mp4: H.264, with the audio
     """
     from bsrn_cli.backends import make_upscaler
     from bsrn_cli.models.loader import load_model
 
-    check_scale(scale)
+    inputs = [*(inputs or []), *(more_inputs or [])]
+    if not inputs:
+        raise UsageProblem("INPUTS", "missing: give image files, video files or folders (or -i FILE)")
+    output = Path(output_text) if output_text is not None else None
+    folder = output_text is not None and output_text.endswith(("/", os.sep))
+    factor = parse_factor(scale_text)
+    check_output(inputs, output, folder)
     _check_options(quality, fmt, alpha, suffix, output)
-    budget = parse_size(max_memory)
+    _check_video_options(codec, crf)
+    budget = _budget(max_memory)
+    scale = factor if isinstance(factor, int) else None  # --model FILE: a fraction takes the file's scale
+    if factor is not None and scale is None and model is None:
+        scale = model_scale_for(factor)
     if scale is None and model is None:
         scale = DEFAULT_SCALE
     sources, problems = expand(inputs, recursive, output.resolve() if output is not None else None)
     for problem in problems:
         report_error(problem)
     net, _, _ = load_model(model, scale)
-    scale = net.scale
-    jobs, _ = plan_jobs(inputs, sources, output, Naming(scale, suffix, fmt), frames_only)
+    outscale = factor if isinstance(factor, float) else None
+    if outscale is not None and outscale > net.scale and not quiet:
+        err_console.print(f"note: x{outscale:g} is above the network's x{net.scale}: upscaled x{net.scale}, "
+                          f"then resized up (interpolated, no new detail)", markup=False)
+    jobs, _ = plan_jobs(inputs, sources, output, Naming(factor if outscale else net.scale, suffix, fmt),
+                        frames_only, folder)
     upscaler = make_upscaler(net, backend, device, tile=tile, overlap=tile_overlap, threads=threads)
-    runner = Runner(upscaler, net, budget, tile, alpha, quality, overwrite)
+    runner = Runner(upscaler, net, budget, tile, alpha, quality, overwrite, outscale,
+                    {"codec": codec, "crf": crf, "audio": audio})
 
     input_paths = {job.source.resolve() for job in jobs}  # files dropped as earlier outputs are not inputs
-    written: set[Path] = set()
+    written: list[Path] = []
     failed, skipped = len(problems), 0  # earlier outputs found among the inputs (dropped) are not counted
     images = [job for job in jobs if not job.video]
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        console=err_console, disable=len(images) <= 1 and len(images) == len(jobs), transient=True)
-    with progress:
+    with make_progress(quiet) as progress:
         task = progress.add_task("images", total=len(images), visible=len(images) > 1)
         for job in jobs:
+            tiles = None
             try:
-                _check_target(job, input_paths, written)
+                _check_target(job, input_paths, {path.resolve() for path in written})
                 if job.target.exists() and not overwrite and not (job.video and frames_only is not None):
                     skipped += 1
                     continue
                 if job.video:
                     runner.video(job, progress, frames_only is not None)
                 else:
+                    tiles = progress.add_task(job.source.name, total=None)
+                    upscaler.on_tile = lambda done, total: progress.update(tiles, completed=done, total=total)
                     runner.image(job)
-                written.add(job.target.resolve())
+                written.append(job.target)
             except Exception as exc:  # one bad file: one line, and the batch goes on
                 failed += 1
                 report_error(exc)
             finally:
-                for note in runner.notes:
+                if tiles is not None:
+                    progress.remove_task(tiles)
+                    upscaler.on_tile = None
+                for note in runner.notes if not quiet else ():
                     err_console.print(f"note: {note}", markup=False)
                 runner.notes.clear()
                 if not job.video:
                     progress.advance(task)
-    hint = " (existing outputs kept; --overwrite replaces them)" if skipped and not written and not failed else ""
-    console.print(f"done {len(written)}, skipped {skipped}, failed {failed}{hint}", highlight=False)
+    if not quiet:
+        console.print(summary(len(written), skipped, failed, _where(inputs, written, output, folder)),
+                      highlight=False, markup=False)
     if failed:
         raise typer.Exit(1)
+
+
+def summary(done: int, skipped: int, failed: int, where: str | None) -> str:
+    """``done 1, skipped 0, failed 0: wrote a_x4.png`` (the hint when only skips happened)."""
+    line = f"done {done}, skipped {skipped}, failed {failed}"
+    if skipped and not done and not failed:
+        line += " (existing outputs kept; --overwrite replaces them)"
+    return line + (f": {where}" if where else "")
+
+
+def _where(inputs: list[Path], written: list[Path], output: Path | None, folder: bool) -> str | None:
+    """The output file of a single input, or the folder the outputs of many went into."""
+    if not written:
+        return None
+    if len(inputs) == 1 and not inputs[0].is_dir() and len(written) == 1:
+        return f"wrote {written[0]}"
+    if output is not None and (folder or output.is_dir()):
+        common = output
+    else:
+        common = Path(os.path.commonpath([str(path.parent) for path in written]))
+    return f"wrote into {str(common).rstrip(os.sep)}{os.sep}"

@@ -241,6 +241,14 @@ def resize_bicubic(channel: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.rint(np.asarray(resized)).clip(0, peak).astype(channel.dtype)
 
 
+def resize_exact(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(h, w, 3) 8- or 16-bit to (width, height): Pillow's Lanczos for 8 bits; bicubic per
+    channel in float for 16 bits (Pillow has no 16-bit RGB mode), rounded back."""
+    if pixels.dtype == np.uint8:
+        return np.asarray(Image.fromarray(pixels, "RGB").resize(size, Image.LANCZOS))
+    return np.dstack([resize_bicubic(pixels[..., c], size) for c in range(pixels.shape[2])])
+
+
 def compose_output(rgb: np.ndarray, loaded: LoadedImage, scale: int,
                    alpha: np.ndarray | None = None) -> OutputImage:
     """Give the upscaled RGB the input's shape again: grayscale stays gray, alpha comes back

@@ -1,20 +1,21 @@
-"""Videos in and out: frames streamed through OpenCV, audio and subtitles copied by ffmpeg.
+"""Videos in and out: frames read by OpenCV, upscaled, and piped to ffmpeg, which encodes them
+(H.264 yuv420p by default) and carries the input's audio and subtitles over.
 
-Frames are read one at a time (never the whole video in memory), upscaled and written by
-OpenCV into a hidden temporary file beside the output; ffmpeg then copies the input's audio
-and subtitle streams next to the new video stream into a second temporary file, which is
-renamed onto the output when complete. ffmpeg is always called with an argument list.
+Frames are read one at a time (never the whole video in memory) and written as raw RGB to an
+ffmpeg process that encodes them into a hidden temporary file beside the output; a second ffmpeg
+run copies the input's audio and subtitle streams next to the new video stream (re-encoding them
+to a codec the container takes when it refuses theirs) into another temporary file, renamed
+onto the output when complete. ffmpeg is always called with an argument list.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
@@ -25,7 +26,16 @@ from bsrn_cli.io.atomic import atomic_write
 from bsrn_cli.io.images import check_input_file
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm"}
-FOURCC = {".mp4": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG", ".webm": "VP80"}
+# --codec: ffmpeg encoder, default --crf (about the same visual quality), extra arguments.
+CODECS = {"h264": ("libx264", 18, ("-preset", "medium")),
+          "hevc": ("libx265", 22, ("-preset", "medium", "-x265-params", "log-level=error")),
+          "vp9": ("libvpx-vp9", 31, ("-b:v", "0", "-row-mt", "1"))}
+CONTAINER_CODECS = {".mp4": ("h264", "hevc", "vp9"), ".mkv": ("h264", "hevc", "vp9"), ".mov": ("h264", "hevc"),
+                    ".avi": ("h264",), ".webm": ("vp9",)}
+# What refused audio is re-encoded to, and subtitles converted to (None: the container holds none).
+AUDIO_CODECS = {".webm": ("libopus", "Opus")}
+DEFAULT_AUDIO = ("aac", "AAC")
+SUBTITLE_CODECS = {".mp4": "mov_text", ".mov": "mov_text", ".webm": "webvtt", ".mkv": "copy", ".avi": None}
 # Quiet OpenCV's ffmpeg: its messages on stderr would break "one line per bad file".
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
@@ -34,11 +44,13 @@ os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 @dataclass
 class VideoResult:
     frames: int
-    note: str | None = None  # one line for the user when audio or subtitles could not be kept
+    note: str | None = None  # one line for the user about what could not be kept as it was
 
 
 def find_ffmpeg() -> str | None:
-    """The ffmpeg that imageio-ffmpeg ships, else one on PATH, else None."""
+    """The ffmpeg that imageio-ffmpeg (a dependency) ships, else one on PATH, else None."""
+    import shutil
+
     try:
         import imageio_ffmpeg
 
@@ -47,21 +59,24 @@ def find_ffmpeg() -> str | None:
         return shutil.which("ffmpeg")
 
 
-@contextmanager
-def _quiet_stderr():
-    """Silence native libraries that print on fd 2 (OpenCV's codec-tag fallback notice)."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    with open(os.devnull, "wb") as devnull:
-        os.dup2(devnull.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+def require_ffmpeg() -> str:
+    ffmpeg = find_ffmpeg()
+    if ffmpeg is None:
+        raise BsrnError("ffmpeg not found: videos need it (pip install imageio-ffmpeg)")
+    return ffmpeg
+
+
+def video_codec_for(target: Path, codec: str | None) -> str:
+    """The --codec for ``target``'s container: the one asked (if the container takes it) or its default."""
+    suffix = target.suffix.lower()
+    if suffix not in CONTAINER_CODECS:
+        raise BsrnError(f"{target}: unsupported video container; use one of {', '.join(sorted(VIDEO_SUFFIXES))}")
+    allowed = CONTAINER_CODECS[suffix]
+    if codec is None:
+        return allowed[0]
+    if codec not in allowed:
+        raise BsrnError(f"{target}: {suffix} does not take --codec {codec}; use {' or '.join(allowed)}")
+    return codec
 
 
 def _open_capture(path: Path):
@@ -118,50 +133,80 @@ def _stream_kinds(ffmpeg: str, path: Path) -> set[str]:
     return set(re.findall(r"Stream #\d+:\d+.*?: (Audio|Subtitle|Video|Data):", probe.stderr))
 
 
-def _mux(ffmpeg: str, video_only: str, source: Path, target: str, subtitles: bool, reencode_audio: bool) -> bool:
-    args = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", video_only, "-i", str(source),
-            "-map", "0:v:0", "-map", "1:a?"]
-    if subtitles:
-        args += ["-map", "1:s?"]
-    args += ["-c:v", "copy", "-c:a", "aac" if reencode_audio else "copy"]
-    if subtitles:
-        args += ["-c:s", "mov_text" if Path(target).suffix.lower() in (".mp4", ".mov") else "copy"]
-    args += [target]
-    return subprocess.run(args, capture_output=True).returncode == 0
+def _encode_args(ffmpeg: str, size: tuple[int, int], fps: float, codec: str, crf: int | None, target: Path,
+                 output: str) -> list[str]:
+    encoder, default_crf, extra = CODECS[codec]
+    w, h = size
+    rate = Fraction(fps).limit_denominator(1001000)
+    args = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
+            "-s", f"{w}x{h}", "-r", f"{rate.numerator}/{rate.denominator}", "-i", "-", "-an"]
+    if w % 2 or h % 2:  # yuv420p holds even sizes only
+        args += ["-vf", "crop=trunc(iw/2)*2:trunc(ih/2)*2:0:0"]
+    args += ["-c:v", encoder, "-pix_fmt", "yuv420p", "-crf", str(default_crf if crf is None else crf), *extra]
+    if codec == "hevc" and target.suffix.lower() in (".mp4", ".mov"):
+        args += ["-tag:v", "hvc1"]  # the tag Apple players require
+    return args + [output]
 
 
-def upscale_video(source: Path, target: Path, upscale: Callable[[np.ndarray], np.ndarray], scale: int,
-                  on_frame: Callable[[int], None] | None = None) -> VideoResult:
-    """Upscale every frame of ``source`` into ``target`` (its suffix picks the container),
-    then copy the audio and subtitle streams. Nothing appears at ``target`` unless complete."""
-    import cv2
+def _encode(frames, upscale: Callable[[np.ndarray], np.ndarray], fps: float, codec: str, crf: int | None,
+            target: Path, output: str, on_frame: Callable[[int], None] | None) -> tuple[int, tuple[int, int]]:
+    """Pipe every upscaled frame to ffmpeg; (frames written, output size)."""
+    ffmpeg = require_ffmpeg()
+    process = None
+    count, size = 0, (0, 0)
+    with tempfile.TemporaryFile() as log:
+        try:
+            for frame in frames:
+                big = np.ascontiguousarray(upscale(frame))
+                if process is None:
+                    size = (big.shape[1], big.shape[0])
+                    process = subprocess.Popen(_encode_args(ffmpeg, size, fps, codec, crf, target, output),
+                                               stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
+                try:
+                    process.stdin.write(big.tobytes())
+                except BrokenPipeError:
+                    break
+                count += 1
+                if on_frame is not None:
+                    on_frame(count)
+            try:
+                process.stdin.close()
+            except BrokenPipeError:
+                pass
+            status = process.wait()
+        finally:
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+        if status != 0:
+            log.seek(0)
+            lines = log.read().decode("utf-8", "replace").strip().splitlines()
+            raise BsrnError(f"{target}: ffmpeg could not encode the video ({codec})"
+                            + (f": {lines[-1]}" if lines else ""))
+    return count, size
 
-    fourcc = FOURCC.get(target.suffix.lower())
-    if fourcc is None:
-        raise BsrnError(f"{target}: unsupported video container; use one of {', '.join(sorted(VIDEO_SUFFIXES))}")
+
+def upscale_video(source: Path, target: Path, upscale: Callable[[np.ndarray], np.ndarray],
+                  on_frame: Callable[[int], None] | None = None, codec: str | None = None,
+                  crf: int | None = None, audio: bool = True) -> VideoResult:
+    """Upscale every frame of ``source`` into ``target`` (its suffix picks the container; the
+    video is ``codec``, default H.264, yuv420p), then carry the audio and subtitle streams over.
+    Audio that neither copying nor re-encoding gets into the container fails the file, unless
+    ``audio`` is False (no audio written). Nothing appears at ``target`` unless complete."""
+    codec = video_codec_for(target, codec)
+    require_ffmpeg()
     capture = _open_capture(source)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, video_only = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".frames{target.suffix}", dir=target.parent)
     os.close(fd)
     try:
         fps, first, frames = _first_frame(source, capture)
-        h, w = first.shape[:2]
-        with _quiet_stderr():
-            writer = cv2.VideoWriter(video_only, cv2.VideoWriter_fourcc(*fourcc), fps, (w * scale, h * scale))
-        if not writer.isOpened():
-            raise BsrnError(f"{target}: OpenCV cannot write this container here")
-        count = 0
-        try:
-            for frame in _chain(first, frames):
-                writer.write(cv2.cvtColor(upscale(frame), cv2.COLOR_RGB2BGR))
-                count += 1
-                if on_frame is not None:
-                    on_frame(count)
-        finally:
-            writer.release()
+        count, (w, h) = _encode(_chain(first, frames), upscale, fps, codec, crf, target, video_only, on_frame)
         capture.release()
-        note = _finish(source, target, video_only)
-        return VideoResult(frames=count, note=note)
+        notes = [f"{target}: {w}x{h} cropped to {w - w % 2}x{h - h % 2} (yuv420p needs even sizes)"] \
+            if w % 2 or h % 2 else []
+        note = _finish(source, target, video_only, audio)
+        return VideoResult(frames=count, note="; ".join(notes + ([note] if note else [])) or None)
     finally:
         capture.release()
         Path(video_only).unlink(missing_ok=True)
@@ -172,38 +217,52 @@ def _chain(first: np.ndarray, rest) -> "iter[np.ndarray]":
     yield from rest
 
 
-def _finish(source: Path, target: Path, video_only: str) -> str | None:
-    """Copy audio and subtitles from ``source`` beside ``video_only``'s stream into ``target``."""
-    ffmpeg = find_ffmpeg()
-    if ffmpeg is None:
-        atomic_write(target, lambda tmp: shutil.copyfile(video_only, tmp))
-        return f"{target}: written without audio or subtitles: ffmpeg not found (pip install imageio-ffmpeg)"
+def _mux(ffmpeg: str, video_only: str, source: Path, target: str, audio: str | None,
+         subtitles: str | None) -> None:
+    """The new video stream with the source's audio (``audio``: 'copy', an encoder, or None for
+    none) and subtitles ('copy', a codec, or None); raises _MuxFailed when ffmpeg refuses."""
+    args = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", video_only, "-i", str(source),
+            "-map", "0:v:0"]
+    if audio is not None:
+        args += ["-map", "1:a?"]
+    if subtitles is not None:
+        args += ["-map", "1:s?"]
+    args += ["-c:v", "copy"]
+    if audio is not None:
+        args += ["-c:a", audio]
+    if subtitles is not None:
+        args += ["-c:s", subtitles]
+    if subprocess.run(args + [target], capture_output=True).returncode != 0:
+        raise _MuxFailed
+
+
+def _finish(source: Path, target: Path, video_only: str, audio: bool) -> str | None:
+    """Carry audio and subtitles from ``source`` beside ``video_only``'s stream into ``target``;
+    returns a note on what changed, or raises when the audio cannot be carried."""
+    ffmpeg = require_ffmpeg()
+    suffix = target.suffix.lower()
     kinds = _stream_kinds(ffmpeg, source)
-    if not kinds & {"Audio", "Subtitle"}:
-        atomic_write(target, lambda tmp: shutil.copyfile(video_only, tmp))
-        return None
-    has_subtitles = "Subtitle" in kinds
-    dropped = "; subtitles could not be copied into this container and were left out" if has_subtitles else ""
-    attempts = [(True, False, None)] if has_subtitles else []
-    attempts += [(False, False, dropped[2:] or None),
-                 (False, True, "audio re-encoded to AAC (its codec does not fit this container)" + dropped)]
-    for subtitles, reencode, note in attempts:
-        try:
-            atomic_write(target, lambda tmp: _check(_mux(ffmpeg, video_only, source, tmp, subtitles, reencode)))
-        except _MuxFailed:
-            continue
-        return None if note is None else f"{target}: {note}"
-    atomic_write(target, lambda tmp: shutil.copyfile(video_only, tmp))
-    return f"{target}: written without audio: ffmpeg could not copy the audio stream"
+    has_audio, has_subtitles = audio and "Audio" in kinds, "Subtitle" in kinds
+    encoder, name = AUDIO_CODECS.get(suffix, DEFAULT_AUDIO)
+    subtitle_codec = SUBTITLE_CODECS.get(suffix)
+    dropped = "subtitles left out (this container does not take them)" if has_subtitles else None
+    audio_ways = [("copy", None), (encoder, f"audio re-encoded to {name} (its codec does not fit this container)")] \
+        if has_audio else [(None, None)]
+    subtitle_ways = ([(subtitle_codec, None)] if has_subtitles and subtitle_codec else []) + [(None, dropped)]
+    for audio_way, audio_note in audio_ways:
+        for subtitle_way, subtitle_note in subtitle_ways:
+            try:
+                atomic_write(target, lambda tmp: _mux(ffmpeg, video_only, source, tmp, audio_way, subtitle_way))
+            except _MuxFailed:
+                continue
+            said = [n for n in (audio_note, subtitle_note) if n]
+            return f"{target}: {'; '.join(said)}" if said else None
+    raise BsrnError(f"{source}: its audio cannot be carried into {suffix} (copied or re-encoded to {name}); "
+                    "choose another container with -o, or --no-audio")
 
 
 class _MuxFailed(Exception):
     pass
-
-
-def _check(ok: bool) -> None:
-    if not ok:
-        raise _MuxFailed
 
 
 def write_frames(source: Path, folder: Path, upscale: Callable[[np.ndarray], np.ndarray], overwrite: bool,

@@ -6,7 +6,7 @@ from tests.cli.test_upscale import bsrn
 def test_info_paper_x4_prints_parameters_within_five_percent_of_1216k():
     result = bsrn("info", "paper-x4")
     assert result.returncode == 0, result.stderr
-    params = int(re.search(r"parameters\s*│\s*([\d,]+)", result.stdout).group(1).replace(",", ""))
+    params = int(re.search(r"^parameters: ([\d,]+)", result.stdout, re.M).group(1).replace(",", ""))
     assert abs(params - 1_216_000) / 1_216_000 < 0.05
     assert "binary MACs" in result.stdout and "320x180 -> 1280x720" in result.stdout
 

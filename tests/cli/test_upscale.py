@@ -72,8 +72,9 @@ def test_bad_inputs_fail_one_line_each_and_the_rest_still_comes_out(tmp_path, ti
 def test_unsupported_scale_is_one_line(tmp_path):
     image = write_image(tmp_path / "a.png")
     result = bsrn("upscale", image, "-s", 5)
-    assert result.returncode != 0
-    assert _error_lines(result.stderr) == ["error: unsupported scale 5: choose 2, 3 or 4"]
+    assert result.returncode == 2
+    assert result.stderr == ("error: -s/--scale: unsupported scale 5: choose 2, 3 or 4, or a fraction such as 3.5; "
+                             "see bsrn upscale --help\n")
     assert not (tmp_path / "a_x5.png").exists()
 
 

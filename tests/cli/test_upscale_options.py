@@ -80,12 +80,12 @@ def test_format_quality_and_suffix(tmp_path, tiny_weights):
 
 def test_bad_option_values_are_one_line(tmp_path, tiny_weights):
     image = write_image(tmp_path / "a.png", size=(8, 8))
-    for args, text in [(["--format", "gif"], "--format gif"), (["--quality", "0"], "--quality 0"),
-                       (["--alpha", "magic"], "--alpha magic"), (["--max-memory", "lots"], "--max-memory"),
+    for args, text in [(["--format", "gif"], "--format: 'gif'"), (["--quality", "0"], "--quality: 0"),
+                       (["--alpha", "magic"], "--alpha: 'magic'"), (["--max-memory", "lots"], "--max-memory"),
                        (["--format", "jpg", "-o", tmp_path / "x.png"], "disagree")]:
         result = bsrn("upscale", image, "--model", tiny_weights, *args)
-        assert result.returncode == 1 and "Traceback" not in result.stderr
-        assert len(_error_lines(result.stderr)) == 1 and text in result.stderr, (args, result.stderr)
+        assert result.returncode == 2 and "Traceback" not in result.stderr  # usage mistakes
+        assert len(_error_lines(result.stderr)) == 1 and result.stderr.count("\n") == 1 and text in result.stderr, (args, result.stderr)
 
 
 def test_max_memory_and_alpha_model_from_the_command_line(tmp_path, tiny_weights):

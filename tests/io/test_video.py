@@ -1,5 +1,7 @@
-"""Videos: frames streamed, audio kept with the same duration, frame count and rate preserved;
-frame pixels are the model applied to each input frame, in order; audio packets are copied."""
+"""Videos: frames streamed to ffmpeg and encoded H.264 yuv420p by default (HEVC, VP9 on request;
+VP9 for .webm), audio kept with the same duration, frame count and rate preserved; frame pixels
+are the model applied to each input frame, in order; audio packets are copied, or re-encoded to
+a codec the container takes; audio that cannot be carried fails the file unless --no-audio."""
 
 import cv2
 import numpy as np
@@ -15,7 +17,7 @@ from bsrn_cli.models.weights import save_weights
 from tests.cli.test_upscale import bsrn, tiny_weights  # noqa: F401 (fixture)
 from tests.conftest import tiny_model
 from tests.media import (audio_params, audio_samples, block_frames, decode_frames, encode_frames, make_clip,
-                         packet_times, packets_md5, stream_kinds, video_codec)
+                         packet_times, packets_md5, pixel_format, stream_kinds, video_codec)
 
 # The backend `--backend auto` picks on this machine; the tests name it so the in-process run matches.
 BACKEND = "packed" if bitpack.available() else "torch"
@@ -48,6 +50,7 @@ def test_video_with_audio_keeps_frames_rate_and_sound(tmp_path, tiny_weights):
     assert len(frames) == len(source_frames) == 12
     assert fps == source_fps == 12
     assert frames[0].shape == (48, 64, 3)
+    assert (video_codec(out), pixel_format(out)) == ("h264", "yuv420p")
     assert stream_kinds(out).count("Audio") == 1
     assert audio_samples(out) == audio_samples(clip) > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "clip_x2.mp4"]
@@ -74,17 +77,16 @@ def test_interrupted_video_leaves_nothing(tmp_path):
         return _double(frame)
 
     with pytest.raises(KeyboardInterrupt):
-        video.upscale_video(clip, out_dir / "clip_x2.mp4", interrupt_on_third, 2)
+        video.upscale_video(clip, out_dir / "clip_x2.mp4", interrupt_on_third)
     assert list(out_dir.iterdir()) == []
 
 
-def test_without_ffmpeg_the_video_comes_out_silent_with_a_note(tmp_path, monkeypatch):
+def test_without_ffmpeg_a_video_fails_with_one_line(tmp_path, monkeypatch):
     clip = make_clip(tmp_path / "clip.mp4", frames=6, fps=6)
     monkeypatch.setattr(video, "find_ffmpeg", lambda: None)
-    result = video.upscale_video(clip, tmp_path / "out.avi", _double, 2)
-    assert result.frames == 6 and "ffmpeg not found" in result.note
-    frames, fps = _frames(tmp_path / "out.avi")
-    assert len(frames) == 6 and fps == 6
+    with pytest.raises(BsrnError, match=r"^ffmpeg not found: videos need it \(pip install imageio-ffmpeg\)$"):
+        video.upscale_video(clip, tmp_path / "out" / "out.avi", _double)
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
 
 
 def test_audio_only_and_text_files_are_one_line_errors(tmp_path):
@@ -92,7 +94,7 @@ def test_audio_only_and_text_files_are_one_line_errors(tmp_path):
     (tmp_path / "text.mp4").write_text("not a video")
     for path in (audio_only, tmp_path / "text.mp4"):
         with pytest.raises(BsrnError, match=path.name):
-            video.upscale_video(path, tmp_path / "out" / path.name, _double, 2)
+            video.upscale_video(path, tmp_path / "out" / path.name, _double)
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
 
 
@@ -105,10 +107,14 @@ def test_subtitles_are_copied_or_left_out_with_a_note(tmp_path):
     (tmp_path / "s.srt").write_text("1\n00:00:00,000 --> 00:00:00,500\nhello\n")
     subprocess.run([ffmpeg(), "-loglevel", "error", "-y", "-i", str(tmp_path / "c.mp4"), "-i", str(tmp_path / "s.srt"),
                     "-map", "0", "-map", "1", "-c", "copy", "-c:s", "srt", str(tmp_path / "c.mkv")], check=True)
-    kept = video.upscale_video(tmp_path / "c.mkv", tmp_path / "o.mkv", _double, 2)
-    assert kept.note is None and sorted(stream_kinds(tmp_path / "o.mkv")) == ["Audio", "Subtitle", "Video"]
-    dropped = video.upscale_video(tmp_path / "c.mkv", tmp_path / "o.avi", _double, 2)
-    assert "subtitles" in dropped.note and sorted(stream_kinds(tmp_path / "o.avi")) == ["Audio", "Video"]
+    for target in ("o.mkv", "o.mp4", "o.webm"):  # copied; converted to mov_text; to WebVTT (audio to Opus)
+        kept = video.upscale_video(tmp_path / "c.mkv", tmp_path / target, _double)
+        assert sorted(stream_kinds(tmp_path / target)) == ["Audio", "Subtitle", "Video"], target
+        assert kept.note == (None if target != "o.webm" else
+                             f"{tmp_path / target}: audio re-encoded to Opus (its codec does not fit this container)")
+    dropped = video.upscale_video(tmp_path / "c.mkv", tmp_path / "o.avi", _double)
+    assert dropped.note == f"{tmp_path / 'o.avi'}: subtitles left out (this container does not take them)"
+    assert sorted(stream_kinds(tmp_path / "o.avi")) == ["Audio", "Video"]
 
 
 def _apply(weights):
@@ -137,7 +143,7 @@ def _apply(weights):
 def smooth_weights(tmp_path_factory):
     """A tiny x2 model whose learned detail is faint (last conv x 0.1): the random tiny model's
     pixel-scale checkerboard does not survive lossy codecs (about 18 dB after mp4v), this one's
-    output does (about 28 dB), so frames can be told apart by content."""
+    output does, so frames can be told apart by content."""
     model = tiny_model(2)
     with torch.no_grad():
         model.upsampler[0].weight.mul_(0.1)
@@ -152,9 +158,9 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
-# Measured on these clips (mp4v, MJPG and VP8 at 64x48): 27.6-39.9 dB for the right frame (4:2:0
-# chroma on colour-block edges is most of the loss), 7.7-11.1 dB for the R/B-swapped frame or a
-# neighbouring frame's expectation.
+# Measured on these clips at 64x48 (H.264 and HEVC at their default CRF, VP9 at CRF 31, all
+# yuv420p): 27.1-31.1 dB for the right frame (4:2:0 chroma on colour-block edges is most of the
+# loss), 7.7-11.2 dB for the R/B-swapped frame or a neighbouring frame's expectation.
 MIN_PSNR, MIN_GAP = 24.0, 10.0
 
 
@@ -172,27 +178,29 @@ def _assert_frames_are(got: list[np.ndarray], expected: list[np.ndarray]) -> Non
 
 def test_video_frames_are_the_model_applied_to_each_input_frame_in_order(tmp_path, smooth_weights):
     """Through the CLI: every frame of clip_x2.mp4 is the model applied to the decoded input frame
-    with the same index (colours in RGB order, no frame lost, doubled or moved), written as mp4v."""
+    with the same index (colours in RGB order, no frame lost, doubled or moved), written as H.264."""
     clip = encode_frames(tmp_path / "clip.mp4", block_frames(8), fps=12)
     result = bsrn("upscale", clip, "--model", smooth_weights, "--backend", BACKEND)
     assert result.returncode == 0, result.stderr
     out = tmp_path / "clip_x2.mp4"
     apply = _apply(smooth_weights)
     _assert_frames_are(decode_frames(out), [apply(frame) for frame in decode_frames(clip)])
-    assert video_codec(out) == "mpeg4"
+    assert (video_codec(out), pixel_format(out)) == ("h264", "yuv420p")
     assert "note:" not in result.stderr
 
 
-@pytest.mark.parametrize("suffix, codec", [(".mkv", "mpeg4"), (".avi", "mjpeg"), (".mov", "mpeg4")])
-def test_other_containers_hold_the_model_frames_in_order(tmp_path, smooth_weights, suffix, codec):
-    """The same check for the other output containers (.mkv, .mov: mp4v; .avi: MJPG), with the
-    model run in-process as the frame function."""
+@pytest.mark.parametrize("suffix, asked, codec", [(".mkv", None, "h264"), (".avi", None, "h264"),
+                                                  (".mov", None, "h264"), (".webm", None, "vp9"),
+                                                  (".mp4", "hevc", "hevc"), (".mkv", "vp9", "vp9")])
+def test_other_containers_and_codecs_hold_the_model_frames_in_order(tmp_path, smooth_weights, suffix, asked, codec):
+    """The same check for the other output containers (H.264 by default, VP9 in .webm) and for
+    --codec hevc / vp9, with the model run in-process as the frame function; always yuv420p."""
     clip = encode_frames(tmp_path / "clip.mp4", block_frames(8), fps=12)
     apply = _apply(smooth_weights)
     out = tmp_path / f"clip_x2{suffix}"
-    assert video.upscale_video(clip, out, apply, 2).frames == 8
+    assert video.upscale_video(clip, out, apply, codec=asked).frames == 8
     _assert_frames_are(decode_frames(out), [apply(frame) for frame in decode_frames(clip)])
-    assert video_codec(out) == codec
+    assert (video_codec(out), pixel_format(out)) == (codec, "yuv420p")
 
 
 @pytest.mark.parametrize("source, audio, rate, target", [
@@ -208,7 +216,7 @@ def test_audio_is_copied_packet_for_packet(tmp_path, source, audio, rate, target
     clip = encode_frames(tmp_path / f"clip{source}", block_frames(6, (16, 16)), fps=12, audio_codec=audio,
                          audio_rate=rate)
     out = tmp_path / f"out{target}"
-    result = video.upscale_video(clip, out, _double, 2)
+    result = video.upscale_video(clip, out, _double)
     assert result.note is None and result.frames == 6
     assert audio_params(out) == audio_params(clip)
     assert packets_md5(out) == packets_md5(clip)
@@ -220,14 +228,14 @@ def test_audio_the_container_refuses_is_reencoded_to_aac_with_a_note(tmp_path):
     clip = encode_frames(tmp_path / "clip.webm", block_frames(6, (16, 16)), fps=12,
                          video_codec=("-c:v", "libvpx"), audio_codec=("-c:a", "libopus"), audio_rate=48000)
     out = tmp_path / "out.avi"
-    result = video.upscale_video(clip, out, _double, 2)
+    result = video.upscale_video(clip, out, _double)
     assert result.note == f"{out}: audio re-encoded to AAC (its codec does not fit this container)"
     assert audio_params(clip) == ("opus", 48000, "mono") and audio_params(out) == ("aac", 48000, "mono")
     assert abs(audio_samples(out) - audio_samples(clip)) <= 8000 * 0.05  # AAC frames pad the end
 
 
-def test_webm_in_gives_webm_out_with_vp8_frames_and_the_opus_audio_copied(tmp_path, smooth_weights):
-    """A .webm (VP8 + Opus) through the CLI gives clip_x2.webm: VP8 frames that are the model
+def test_webm_in_gives_webm_out_with_vp9_frames_and_the_opus_audio_copied(tmp_path, smooth_weights):
+    """A .webm (VP8 + Opus) through the CLI gives clip_x2.webm: VP9 frames that are the model
     applied to each input frame in order, and the Opus packets copied unchanged, no note."""
     clip = encode_frames(tmp_path / "clip.webm", block_frames(8), fps=12, video_codec=("-c:v", "libvpx", "-b:v", "1M"),
                          audio_codec=("-c:a", "libopus"), audio_rate=48000)
@@ -236,10 +244,42 @@ def test_webm_in_gives_webm_out_with_vp8_frames_and_the_opus_audio_copied(tmp_pa
     out = tmp_path / "clip_x2.webm"
     apply = _apply(smooth_weights)
     _assert_frames_are(decode_frames(out), [apply(frame) for frame in decode_frames(clip)])
-    assert video_codec(out) == "vp8"
+    assert video_codec(out) == "vp9"
     assert audio_params(out) == audio_params(clip) == ("opus", 48000, "mono")
     assert packets_md5(out) == packets_md5(clip)
     assert "note:" not in result.stderr
+
+
+def test_webm_from_an_aac_source_keeps_the_audio_as_opus(tmp_path, tiny_weights):
+    """-o clip.webm from .mp4 with AAC: WebM takes no AAC, so the audio is re-encoded to Opus
+    (one note), as long as the source's; the video is VP9 with every frame."""
+    clip = make_clip(tmp_path / "clip.mp4", size=(32, 24), frames=12, fps=12)
+    out = tmp_path / "clip.webm"
+    result = bsrn("upscale", clip, "--model", tiny_weights, "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == f"note: {out}: audio re-encoded to Opus (its codec does not fit this container)\n"
+    assert audio_params(clip)[0] == "aac" and audio_params(out)[0] == "opus"
+    assert abs(audio_samples(out) - audio_samples(clip)) <= 8000 * 0.05
+    assert video_codec(out) == "vp9" and len(decode_frames(out)) == 12
+
+
+def test_audio_that_cannot_be_carried_fails_the_file_unless_no_audio(tmp_path, monkeypatch, tiny_weights):
+    """Opus does not go into .avi and (here) the re-encode fails too: the file fails with one
+    line and nothing is written; with --no-audio (audio=False) the video comes out without sound."""
+    clip = encode_frames(tmp_path / "clip.webm", block_frames(6, (16, 16)), fps=12,
+                         video_codec=("-c:v", "libvpx"), audio_codec=("-c:a", "libopus"), audio_rate=48000)
+    monkeypatch.setattr(video, "DEFAULT_AUDIO", ("no-such-encoder", "nothing"))
+    out = tmp_path / "out" / "out.avi"
+    with pytest.raises(BsrnError) as failure:
+        video.upscale_video(clip, out, _double)
+    assert str(failure.value) == (f"{clip}: its audio cannot be carried into .avi (copied or re-encoded to "
+                                  "nothing); choose another container with -o, or --no-audio")
+    assert list(out.parent.iterdir()) == []
+    silent = video.upscale_video(clip, out, _double, audio=False)
+    assert silent.note is None and stream_kinds(out) == ["Video"] and len(decode_frames(out)) == 6
+    cli = bsrn("upscale", clip, "--model", tiny_weights, "--no-audio", "-o", tmp_path / "cli.mp4")
+    assert cli.returncode == 0, cli.stderr
+    assert stream_kinds(tmp_path / "cli.mp4") == ["Video"]
 
 
 VFR_TIMES = [0.0, 0.1, 0.15, 0.4, 0.45, 0.5, 0.9, 1.0]
@@ -256,7 +296,7 @@ def test_variable_frame_rate_becomes_constant_with_every_frame_once(tmp_path, su
     fps = capture.get(cv2.CAP_PROP_FPS)
     capture.release()
     out = tmp_path / f"out{suffix}"
-    assert video.upscale_video(clip, out, _double, 2).frames == 8
+    assert video.upscale_video(clip, out, _double).frames == 8
     _assert_frames_are(decode_frames(out), [_double(frame) for frame in decode_frames(clip)])
     assert packet_times(out) == pytest.approx([i / fps for i in range(8)], abs=1e-3)
 
