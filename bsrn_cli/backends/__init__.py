@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from bsrn_cli.errors import BsrnError
+from bsrn_cli.errors import BsrnError, UsageProblem
 
 BACKENDS = ("auto", "packed", "torch")
 
 
 def check_backend(backend: str) -> None:
     if backend not in BACKENDS:
-        raise BsrnError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+        raise UsageProblem("--backend", f"unknown backend {backend!r}", f"choose {', '.join(BACKENDS)}")
 
 
 def packed_unsupported(model) -> str | None:
@@ -37,7 +37,7 @@ def resolve_backend(backend: str, device, model=None) -> str:
     if backend == "auto":
         return "packed" if device.type == "cpu" and bitpack.available() and why_not is None else "torch"
     if backend == "packed" and device.type != "cpu":
-        raise BsrnError("--backend packed runs on the CPU only; use --backend torch for CUDA")
+        raise UsageProblem("--backend", "packed runs on the CPU only", "use --backend torch for CUDA")
     if backend == "packed" and why_not is not None:
         raise BsrnError(f"--backend packed does not run {why_not}; use --backend torch")
     return backend
@@ -51,7 +51,7 @@ def make_upscaler(model, backend: str = "auto", device: str | None = "auto", til
     from bsrn_cli.backends.torch_backend import TorchUpscaler, pick_device
 
     if threads < 0:
-        raise BsrnError("--threads must be 0 (all cores) or positive")
+        raise UsageProblem("--threads", "must be 0 (all cores) or positive", "see --help")
     if threads:
         torch.set_num_threads(threads)
     torch_device = pick_device(device)

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from bsrn_cli.errors import BsrnError
+from bsrn_cli.errors import BsrnError, UsageProblem
 from bsrn_cli.models.bsrn import BSRN
 
 DEFAULT_TILE = 256
@@ -24,7 +24,7 @@ def pick_device(requested: str | None) -> torch.device:
     if requested == "cuda" and not torch.cuda.is_available():
         raise BsrnError("--device cuda: no CUDA device is available")
     if requested not in ("cpu", "cuda"):
-        raise BsrnError(f"--device must be cpu, cuda or auto, not {requested!r}")
+        raise UsageProblem("--device", f"{requested!r} is not cpu, cuda or auto", "see --help")
     return torch.device(requested)
 
 
@@ -64,13 +64,13 @@ class TiledUpscaler:
 
     def __init__(self, model: BSRN, tile: int = DEFAULT_TILE, overlap: int | None = None):
         if tile < 0:
-            raise BsrnError("--tile must be 0 (no tiling) or a positive number of input pixels")
+            raise UsageProblem("--tile", "must be 0 (no tiling) or a positive number of input pixels", "see --help")
         self.device = torch.device("cpu")
         self.scale = model.scale
         self.tile = tile
         self.overlap = default_overlap(model) if overlap is None else overlap
         if self.overlap < 0:
-            raise BsrnError("--tile-overlap must not be negative")
+            raise UsageProblem("--tile-overlap", "must not be negative", "see --help")
         self.on_retry = None
         self.on_tile: Callable[[int, int], None] | None = None
 

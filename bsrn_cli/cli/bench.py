@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from bsrn_cli.cli.common import ModelOption, console, err_console
-from bsrn_cli.errors import BsrnError
+from bsrn_cli.errors import BsrnError, UsageProblem
 from bsrn_cli.system import cpu_name
 
 
@@ -80,10 +80,10 @@ def _choose_kernels(name: str | None, packed) -> tuple[str, list[str]]:
     if name is not None:
         name = name.strip().lower()
         if name not in KNOWN_KERNEL_PATHS and name not in available:
-            raise BsrnError(f"unknown kernel path {name!r}; known: {', '.join(KNOWN_KERNEL_PATHS)}")
+            raise UsageProblem("--kernels", f"unknown kernel path {name!r}", f"known: {', '.join(KNOWN_KERNEL_PATHS)}")
         if name not in available:
-            raise BsrnError(f"kernel path {name!r} is not available on this CPU (or is above BSRN_KERNEL_PATH); "
-                            f"available: {', '.join(available)}")
+            raise UsageProblem("--kernels", f"kernel path {name!r} is not available on this CPU (or is above "
+                               "BSRN_KERNEL_PATH)", f"available: {', '.join(available)}")
         packed.set_path(name)
     return packed.path(), available
 
@@ -268,11 +268,12 @@ def bench_command(
     if not bitpack.available():
         raise BsrnError("the packed kernels are not built in this installation")
     if rounds < 1 or width < 1 or height < 1 or any(t < 1 for t in threads):
-        raise BsrnError("--rounds, --width, --height and --threads must be positive")
+        raise UsageProblem("--rounds/--width/--height/--threads", "must be positive", "see bsrn bench --help")
     if plot is not None and not peers:
-        raise BsrnError("--plot needs --peers (it plots our models against the peers)")
+        raise UsageProblem("--plot", "needs --peers (it plots our models against the peers)", "add --peers")
     if peers and min(width, height) < MIN_SIDE:
-        raise BsrnError(f"--peers needs an input of at least {MIN_SIDE}x{MIN_SIDE} (RLFN's attention pools 7x7)")
+        raise UsageProblem("--peers", f"needs an input of at least {MIN_SIDE}x{MIN_SIDE} (RLFN's attention pools 7x7)",
+                           f"use --width and --height of {MIN_SIDE} or more")
     kernel_path, available_paths = _choose_kernels(kernels, bitpack._packed)
     say(f"loading {model or f'the default x{scale} model'}")
     net, meta, source = load_model(model, None if model else scale)

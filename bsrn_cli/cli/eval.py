@@ -12,7 +12,7 @@ from rich.table import Table
 
 from bsrn_cli.cli.common import (BackendOption, DeviceOption, ModelOption, ScaleOption, ThreadsOption, TileOption,
                                  check_scale, console)
-from bsrn_cli.errors import BsrnError
+from bsrn_cli.errors import BsrnError, UsageProblem
 
 
 def _upscaler(model: str | None, scale: int, backend: str, device: str, tile: int, threads: int):
@@ -53,7 +53,7 @@ def eval_command(
 
     check_scale(scale, "eval")
     if scale is None:
-        raise BsrnError("give the scale with -s 2, 3 or 4")
+        raise UsageProblem("-s/--scale", "missing", "give -s 2, 3 or 4 (or --model FILE)")
     upscale, model_name = _upscaler(model, scale, backend, device, tile, threads)
     for dataset in datasets:
         pairs = load_pairs(dataset, scale)

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from bsrn_cli.cli.common import console
-from bsrn_cli.errors import BsrnError
+from bsrn_cli.errors import BsrnError, UsageProblem
 
 PRESET_SPEC = re.compile(r"^(?P<preset>[a-z]+)-x(?P<scale>[234])$")
 
@@ -42,7 +42,7 @@ def info_command(
         console.print(table)
         return
     if width < 1 or height < 1:
-        raise BsrnError("--width and --height must be positive")
+        raise UsageProblem("--width/--height", "must be positive", "see bsrn info --help")
     net, meta, source = _resolve(model)
     c = count(net, (width, height))
     lines = [f"model: {model} ({source})", f"scale: x{net.scale}",

@@ -27,7 +27,8 @@ def test_bench_json_reports_both_backends_per_thread_count():
 
 def test_bench_rejects_bad_sizes():
     result = bsrn("bench", "--width", 0)
-    assert result.returncode == 1 and result.stderr.startswith("error:")
+    assert result.returncode == 2
+    assert result.stderr == "error: --rounds/--width/--height/--threads: must be positive; see bsrn bench --help\n"
 
 
 def run_bench(*args, env: dict | None = None):
@@ -54,11 +55,12 @@ def test_bench_kernels_forces_the_path_and_reports_it():
 
 def test_bench_unavailable_kernel_path_is_one_line_naming_the_available_ones():
     result = run_bench(*TINY, "--kernels", "avx2", env={"BSRN_KERNEL_PATH": "portable"})
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0, result.stderr
-    assert result.stderr.startswith("error: kernel path 'avx2' is not available") and "available: portable" in result.stderr
+    assert result.stderr.startswith("error: --kernels: kernel path 'avx2' is not available") \
+        and result.stderr.strip().endswith("available: portable")
     unknown = run_bench(*TINY, "--kernels", "sse9")
-    assert unknown.returncode == 1 and unknown.stderr.startswith("error: unknown kernel path 'sse9'")
+    assert unknown.returncode == 2 and unknown.stderr.startswith("error: --kernels: unknown kernel path 'sse9'")
     assert "avx512" in unknown.stderr and unknown.stderr.strip().count("\n") == 0
 
 
@@ -114,9 +116,9 @@ def test_bench_peers_pareto_rows_and_plot(tmp_path):
 
 def test_bench_plot_needs_peers_and_peers_need_room(tmp_path):
     result = run_bench("--plot", tmp_path / "p.png")
-    assert result.returncode == 1 and result.stderr.startswith("error: --plot needs --peers")
+    assert result.returncode == 2 and result.stderr.startswith("error: --plot: needs --peers")
     small = run_bench("--peers", "--width", 8, "--height", 8)
-    assert small.returncode == 1 and "at least 15x15" in small.stderr
+    assert small.returncode == 2 and "--peers: needs an input of at least 15x15" in small.stderr
 
 
 def _bench_in_process(monkeypatch, capsys, timings, as_json=True):

@@ -52,4 +52,11 @@ def test_eval_plain_hr_folder_generates_lr(tmp_path):
 
 def test_eval_unknown_backend_is_one_line(set5):
     result = bsrn("eval", set5, "-s", 2, "--backend", "quantum")
-    assert result.returncode == 1 and "backend" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2  # a usage mistake
+    assert result.stderr == "error: --backend: unknown backend 'quantum'; choose auto, packed, torch\n"
+
+
+def test_eval_without_a_scale_is_a_usage_mistake(set5):
+    result = bsrn("eval", set5)
+    assert result.returncode == 2
+    assert result.stderr == "error: -s/--scale: missing; give -s 2, 3 or 4 (or --model FILE)\n"

@@ -21,3 +21,8 @@ def test_info_lists_registered_models():
 def test_info_unknown_model_is_one_line():
     result = bsrn("info", "nonexistent-model")
     assert result.returncode == 1 and result.stderr.strip().startswith("error: unknown model")
+
+
+def test_info_bad_size_is_a_usage_mistake():
+    result = bsrn("info", "paper-x4", "--width", 0)
+    assert (result.returncode, result.stderr) == (2, "error: --width/--height: must be positive; see bsrn info --help\n")

@@ -103,3 +103,16 @@ def test_o_with_a_trailing_separator_is_a_folder_even_with_an_image_suffix(tmp_p
                 "-o", tmp_path / "many.png")
     assert both.returncode == 0, both.stderr
     assert sorted(p.name for p in (tmp_path / "many.png").iterdir()) == ["a_x2.png", "a_x2_x2.png"]
+
+
+@pytest.mark.parametrize("args,line", [
+    (["--device", "quantum"], "error: --device: 'quantum' is not cpu, cuda or auto; see --help"),
+    (["--threads", "-1"], "error: --threads: must be 0 (all cores) or positive; see --help"),
+    (["--backend", "quantum"], "error: --backend: unknown backend 'quantum'; choose auto, packed, torch"),
+    (["--tile", "-5"], "error: --tile: must be 0 (no tiling) or a positive number of input pixels; see --help"),
+])
+def test_backend_option_mistakes_are_usage_mistakes(tmp_path, tiny_weights, args, line):
+    image = write_image(tmp_path / "a.png", size=(8, 8))
+    result = bsrn("upscale", image, "--model", tiny_weights, *args)
+    assert (result.returncode, result.stderr) == (2, line + "\n")
+    assert not (tmp_path / "a_x2.png").exists()
