@@ -31,7 +31,10 @@ def info_command(
     width: Annotated[int, typer.Option(help="Output width the MACs are counted for.")] = 1280,
     height: Annotated[int, typer.Option(help="Output height the MACs are counted for.")] = 720,
 ) -> None:
-    """Parameters and MACs of a model (binary MACs counted separately), or the model list."""
+    """Parameters and MACs of a model (binary MACs counted separately), or the model list.
+
+    Examples: bsrn info | bsrn info bsrn-fast-x4 | bsrn info paper-x4 --width 320 --height 180
+    """
     from bsrn_cli.models.complexity import count
     from bsrn_cli.models.registry import list_models
 

@@ -39,7 +39,10 @@ def _size(n: int) -> str:
 
 @models_app.command("list")
 def list_command() -> None:
-    """The registered models: scale, size, measured Set5 PSNR, where the file is, and whether it verifies."""
+    """The registered models: scale, size, measured Set5 PSNR, where the file is, and whether it verifies.
+
+    Example: bsrn models list
+    """
     from bsrn_cli.models import hub
 
     table = Table()
@@ -91,6 +94,7 @@ def verify_command(names: NamesArgument = None) -> None:
     """Check every local copy (bundled and cached) against the registry's size and sha256.
 
     Exits with status 1 if any copy does not match, or a model named on the command line has no copy.
+    Examples: bsrn models verify | bsrn models verify bsrn-fast-x4
     """
     from bsrn_cli.models import hub
 

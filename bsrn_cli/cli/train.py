@@ -107,7 +107,10 @@ def export_command(
     val: Annotated[Optional[Path], typer.Option(help="Evaluate on this data set and record it in the metadata.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace OUTPUT if it exists.")] = False,
 ) -> None:
-    """Export a training run's best or last (EMA) weights to the shipped weights format."""
+    """Export a training run's best or last (EMA) weights to the shipped weights format.
+
+    Example: bsrn export runs/x4 -o my-x4.safetensors --from last
+    """
     from bsrn_cli.train.export import export_run
 
     meta = export_run(run, output, source=source, val=val, overwrite=overwrite)
