@@ -199,58 +199,15 @@ AVX2_ATTR static inline __attribute__((always_inline)) void store_counts(const _
  * fully unrolled loops; cin and cout are the layer's (passed in as constants where known). */
 #define AVX2_INLINE AVX2_ATTR static inline __attribute__((always_inline))
 
-AVX2_INLINE void conv3x3_avx2_core(const bitconv_layer *L, const uint64_t *const rows[3], int x, int width,
-                                   int32_t *counts, const int cin, const int cout) {
-    uint64_t word[9], concat[9];
-    int outside = 0;
-    if (rows[0] && rows[2] && x > 0 && x + 1 < width) { /* interior: no bounds checks */
-        for (int dy = 0; dy < 3; dy++)
-            for (int dx = 0; dx < 3; dx++) word[dy * 3 + dx] = rows[dy][x + dx - 1];
-    } else {
-        const uint64_t *tap[9];
-        outside = gather_taps(rows, x, width, 1, tap);
-        for (int t = 0; t < 9; t++) word[t] = tap[t][0];
-    }
-    const int groups = cout / 4, n_words = (9 * cin + 63) / 64;
-    concat_taps(word, cin, concat, n_words);
-    /* The 9 taps take n_words words (7 for 48 channels) instead of 9: a quarter less work. */
-    __m256i a[9], sums[AVX2_MAX_GROUPS];
-    for (int j = 0; j < n_words; j++) a[j] = _mm256_set1_epi64x((long long)concat[j]);
-    const __m256i *w = (const __m256i *)L->grouped;
-    for (int g = 0; g < groups; g++) {
-        /* byte counts stay below 256 (at most 9 words x 8 bits) */
-        __m256i acc = popcount_bytes(_mm256_xor_si256(a[0], _mm256_loadu_si256(w + g * n_words)));
-        for (int j = 1; j < n_words; j++)
-            acc = _mm256_add_epi8(acc, popcount_bytes(_mm256_xor_si256(a[j], _mm256_loadu_si256(w + g * n_words + j))));
-        sums[g] = sum_lanes(acc);
-    }
-    store_counts(sums, groups, 9 * cin, counts);
-    for (int c = 4 * groups; c < cout; c++) {
-        int differing = 0;
-        for (int t = 0; t < 9; t++) differing += popcount_hw(word[t] ^ L->wts[(int64_t)c * 9 + t]);
-        counts[c] = 9 * cin - 2 * differing;
-    }
-    if (outside) correct_border(outside, L->tap_sum, cout, counts);
-}
-
-AVX2_INLINE void conv1x1_avx2_core(const bitconv_layer *L, uint64_t act, int32_t *counts, const int cin,
-                                   const int cout) {
-    const int groups = cout / 4;
-    __m256i a = _mm256_set1_epi64x((long long)act), sums[AVX2_MAX_GROUPS];
-    const __m256i *w = (const __m256i *)L->wts;
-    for (int g = 0; g < groups; g++) sums[g] = sum_lanes(popcount_bytes(_mm256_xor_si256(a, _mm256_loadu_si256(w + g))));
-    store_counts(sums, groups, cin, counts);
-    for (int c = 4 * groups; c < cout; c++) counts[c] = cin - 2 * popcount_hw(act ^ L->wts[c]);
-}
-
-AVX2_ATTR static void conv3x3_pixel_avx2(const bitconv_layer *L, const uint64_t *const rows[3], int x, int width,
-                                         int32_t *counts) {
-    conv3x3_avx2_core(L, rows, x, width, counts, L->cin, L->cout);
-}
-
-AVX2_ATTR static void conv1x1_pixel_avx2(const bitconv_layer *L, const uint64_t *act, int32_t *counts) {
-    conv1x1_avx2_core(L, act[0], counts, L->cin, L->cout);
-}
+/* AVX2: per-byte counts by nibble lookup (byte counts stay below 256: at most 9 words x 8
+ * bits), summed per 64-bit lane once per group with vpsadbw. */
+#define CORES_SUFFIX avx2
+#define CORES_ATTR AVX2_ATTR
+#define CORES_INLINE AVX2_INLINE
+#define CORES_COUNT popcount_bytes
+#define CORES_ADD _mm256_add_epi8
+#define CORES_SUMS sum_lanes
+#include "conv_cores.inc"
 
 /* The AVX-512 path: the same layouts and loops, with VPOPCNTQ (AVX512_VPOPCNTDQ + VL) counting
  * each 64-bit lane in one instruction instead of the nibble lookup. 256-bit registers: on the
@@ -267,56 +224,13 @@ AVX2_ATTR static void conv1x1_pixel_avx2(const bitconv_layer *L, const uint64_t 
 #endif
 #define AVX512_INLINE AVX512_ATTR static inline __attribute__((always_inline))
 
-AVX512_INLINE void conv3x3_avx512_core(const bitconv_layer *L, const uint64_t *const rows[3], int x, int width,
-                                       int32_t *counts, const int cin, const int cout) {
-    uint64_t word[9], concat[9];
-    int outside = 0;
-    if (rows[0] && rows[2] && x > 0 && x + 1 < width) {
-        for (int dy = 0; dy < 3; dy++)
-            for (int dx = 0; dx < 3; dx++) word[dy * 3 + dx] = rows[dy][x + dx - 1];
-    } else {
-        const uint64_t *tap[9];
-        outside = gather_taps(rows, x, width, 1, tap);
-        for (int t = 0; t < 9; t++) word[t] = tap[t][0];
-    }
-    const int groups = cout / 4, n_words = (9 * cin + 63) / 64;
-    concat_taps(word, cin, concat, n_words);
-    __m256i a[9], sums[AVX2_MAX_GROUPS];
-    for (int j = 0; j < n_words; j++) a[j] = _mm256_set1_epi64x((long long)concat[j]);
-    const __m256i *w = (const __m256i *)L->grouped;
-    for (int g = 0; g < groups; g++) {
-        __m256i acc = POPCNT_EPI64(_mm256_xor_si256(a[0], _mm256_loadu_si256(w + g * n_words)));
-        for (int j = 1; j < n_words; j++)
-            acc = _mm256_add_epi64(acc, POPCNT_EPI64(_mm256_xor_si256(a[j], _mm256_loadu_si256(w + g * n_words + j))));
-        sums[g] = acc;
-    }
-    store_counts(sums, groups, 9 * cin, counts);
-    for (int c = 4 * groups; c < cout; c++) {
-        int differing = 0;
-        for (int t = 0; t < 9; t++) differing += popcount_hw(word[t] ^ L->wts[(int64_t)c * 9 + t]);
-        counts[c] = 9 * cin - 2 * differing;
-    }
-    if (outside) correct_border(outside, L->tap_sum, cout, counts);
-}
-
-AVX512_INLINE void conv1x1_avx512_core(const bitconv_layer *L, uint64_t act, int32_t *counts, const int cin,
-                                       const int cout) {
-    const int groups = cout / 4;
-    __m256i a = _mm256_set1_epi64x((long long)act), sums[AVX2_MAX_GROUPS];
-    const __m256i *w = (const __m256i *)L->wts;
-    for (int g = 0; g < groups; g++) sums[g] = POPCNT_EPI64(_mm256_xor_si256(a, _mm256_loadu_si256(w + g)));
-    store_counts(sums, groups, cin, counts);
-    for (int c = 4 * groups; c < cout; c++) counts[c] = cin - 2 * popcount_hw(act ^ L->wts[c]);
-}
-
-AVX512_ATTR static void conv3x3_pixel_avx512(const bitconv_layer *L, const uint64_t *const rows[3], int x,
-                                             int width, int32_t *counts) {
-    conv3x3_avx512_core(L, rows, x, width, counts, L->cin, L->cout);
-}
-
-AVX512_ATTR static void conv1x1_pixel_avx512(const bitconv_layer *L, const uint64_t *act, int32_t *counts) {
-    conv1x1_avx512_core(L, act[0], counts, L->cin, L->cout);
-}
+#define CORES_SUFFIX avx512
+#define CORES_ATTR AVX512_ATTR
+#define CORES_INLINE AVX512_INLINE
+#define CORES_COUNT POPCNT_EPI64
+#define CORES_ADD _mm256_add_epi64
+#define CORES_SUMS(acc) (acc)
+#include "conv_cores.inc"
 #endif
 
 /* The AVX2 kernels need one word per pixel, the regrouped 3x3 weights and few enough groups. */
