@@ -147,13 +147,12 @@ void floatconv3x3_rows(const float *in, int height, int width, int cin, const fl
 }
 
 void bicubic_add_rows(const float *lr, int height, int width, int channels, int scale, const float *weights,
-                      const int *offsets, float *out, int row_begin, int row_end) {
+                      const int *offsets, float *out, int row_begin, int row_end, float *column) {
     /* out rows [row_begin, row_end) of the (height * scale, width * scale, channels) map:
      * out = ((out + 0.5) + bicubic(lr)) - 0.5. Per output phase i (index = scale * k + i) the
      * four source pixels start at k + offsets[i] (edges repeated) with weights[i][0..3]:
      * first the column of four rows, then the row of four columns, always in this order. */
     const int out_width = width * scale;
-    float column[FLOATCONV_MAX_COLUMN];
     for (int y = row_begin; y < row_end; y++) {
         const int k = y / scale, phase = y % scale;
         const float *wy = weights + 4 * phase;

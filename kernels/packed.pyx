@@ -42,13 +42,11 @@ cdef extern from "bitconv.h":
     int FLOATCONV_MAX_COUT
     void floatconv3x3_rows(const float *inp, int height, int width, int cin, const float *w, const float *bias,
                            int cout, float *out, int row_begin, int row_end) nogil
-    int FLOATCONV_MAX_COLUMN
     void bicubic_add_rows(const float *lr, int height, int width, int channels, int scale, const float *weights,
-                          const int *offsets, float *out, int row_begin, int row_end) nogil
+                          const int *offsets, float *out, int row_begin, int row_end, float *column) nogil
 
 PATHS = {0: "portable", 1: "popcnt", 2: "avx2", 3: "avx512"}
 MAX_CHANNELS = BSRN_MAX_CHANNELS
-MAX_COLUMN = FLOATCONV_MAX_COLUMN  # width * channels of bicubic_add
 
 
 def path():
@@ -137,15 +135,17 @@ def bicubic_add(const float[:, :, ::1] lr, const float[:, ::1] weights, const in
     weights (s, 4) and offsets (s,) per output phase (kernels/floatconv.c)."""
     cdef int height = lr.shape[0], width = lr.shape[1], channels = lr.shape[2], scale = weights.shape[0]
     if (weights.shape[1] != 4 or offsets.shape[0] != scale or out.shape[0] != height * scale
-            or out.shape[1] != width * scale or out.shape[2] != channels or width * channels > FLOATCONV_MAX_COLUMN):
+            or out.shape[1] != width * scale or out.shape[2] != channels):
         raise ValueError("bicubic_add: shapes do not match")
     if not (0 <= row_begin <= row_end <= out.shape[0]):
         raise ValueError("bicubic_add: bad row range")
     if row_begin == row_end or width == 0:
         return
+    column = np.empty(max(width * channels, 1), dtype=np.float32)  # one row of vertical sums
+    cdef float[::1] col = column
     with nogil:
         bicubic_add_rows(&lr[0, 0, 0], height, width, channels, scale, &weights[0, 0], &offsets[0], &out[0, 0, 0],
-                         row_begin, row_end)
+                         row_begin, row_end, &col[0])
 
 
 cdef bitconv_layer make_layer(int ksize, int cin, const uint64_t[:, ::1] wts, const uint64_t[::1] grouped,

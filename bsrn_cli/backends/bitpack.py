@@ -42,13 +42,16 @@ def pack_kernel(kernel: torch.Tensor) -> tuple[np.ndarray, int]:
 
 
 def run_in_ranges(function, length: int, *args, pool: ThreadPoolExecutor | None = None, threads: int = 1) -> None:
-    """Run ``function(*args, begin, end)`` over ``threads`` slices of range(length) on ``pool``
-    (the kernels release the GIL), or in one call without a pool."""
+    """Run ``function(*args, begin, end)`` over ``threads`` slices of range(length): the first in
+    this thread, the others on ``pool`` (the kernels release the GIL, so a pool of threads - 1
+    workers is enough); in one call without a pool."""
     if pool is None or threads <= 1 or length < 2:
         function(*args, 0, length)
         return
     bounds = np.linspace(0, length, min(threads, length) + 1).astype(np.int64)
-    for job in [pool.submit(function, *args, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]:
+    jobs = [pool.submit(function, *args, int(a), int(b)) for a, b in zip(bounds[1:-1], bounds[2:])]
+    function(*args, int(bounds[0]), int(bounds[1]))
+    for job in jobs:
         job.result()
 
 

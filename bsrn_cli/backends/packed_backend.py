@@ -53,19 +53,9 @@ class FloatConv:
 
     def __call__(self, maps: np.ndarray, out: np.ndarray, pool: ThreadPoolExecutor | None, threads: int) -> np.ndarray:
         """float32 (H, W, cin) -> ``out`` (H, W, cout), rows split over ``threads``."""
-        split_rows(bitpack._packed.float_conv3x3, maps.shape[0], (maps, self.weights, self.bias, out), pool, threads)
+        bitpack.run_in_ranges(bitpack._packed.float_conv3x3, maps.shape[0], maps, self.weights, self.bias, out,
+                              pool=pool, threads=threads)
         return out
-
-
-def split_rows(function, rows: int, args: tuple, pool: ThreadPoolExecutor | None, threads: int) -> None:
-    """``function(*args, begin, end)`` over ``threads`` slices of range(rows): one slice in this
-    thread, the others on ``pool`` (the kernels release the GIL)."""
-    parts = max(1, min(threads, rows)) if pool is not None else 1
-    bounds = [rows * i // parts for i in range(parts + 1)]
-    jobs = [pool.submit(function, *args, bounds[i], bounds[i + 1]) for i in range(1, parts)]
-    function(*args, bounds[0], bounds[1])
-    for job in jobs:
-        job.result()
 
 
 def pixel_shuffle(maps: np.ndarray, factor: int) -> np.ndarray:
@@ -89,27 +79,7 @@ def _cubic_phases(scale: int) -> tuple[np.ndarray, np.ndarray]:
         t = real - first
         offsets.append(first - 1)
         weights.append([far(t + 1), near(t), near(1 - t), far(2 - t)])
-    return np.array(offsets), np.array(weights, dtype=np.float32)
-
-
-def bicubic_upscale(image: np.ndarray, scale: int) -> np.ndarray:
-    """float32 (h, w, c) -> (h * s, w * s, c) bicubic with edge pixels repeated, as torch's
-    ``interpolate(mode="bicubic", align_corners=False)`` to float rounding. The weights depend
-    only on an output pixel's phase, never on its position, so a crop gives identical pixels."""
-    offsets, weights = _cubic_phases(scale)
-
-    def along(axis_image: np.ndarray) -> np.ndarray:  # upscale axis 1 of (rows, n, c)
-        rows, n, c = axis_image.shape
-        out = np.empty((rows, n * scale, c), dtype=np.float32)
-        k = np.arange(n)
-        for i in range(scale):
-            taps = [axis_image[:, np.clip(k + offsets[i] + b, 0, n - 1)] for b in range(4)]
-            out[:, i::scale] = ((weights[i, 0] * taps[0] + weights[i, 1] * taps[1]) + weights[i, 2] * taps[2]) \
-                + weights[i, 3] * taps[3]
-        return out
-
-    tall = along(image.transpose(1, 0, 2)).transpose(1, 0, 2)  # rows first, as the C kernel
-    return along(np.ascontiguousarray(tall))
+    return np.array(offsets, dtype=np.int32), np.array(weights, dtype=np.float32)
 
 
 class PackedLayer:
@@ -174,6 +144,7 @@ class PackedBSRN:
         self.body = export_body(model, self.kernels)
         self.head = FloatConv(model.head)
         self.body_conv = FloatConv(model.body_conv) if model.body_conv is not None else None
+        self.cubic_phases = _cubic_phases(model.scale)  # the bicubic image skip's offsets and weights
         self.upsampler = []  # FloatConv or a pixel-shuffle factor, in order
         for module in model.upsampler:
             if isinstance(module, torch.nn.Conv2d):
@@ -262,14 +233,13 @@ class PackedBSRN:
             return torch.from_numpy(result).permute(2, 0, 1).unsqueeze(0)
 
     def _add_bicubic(self, pixels: np.ndarray, maps: np.ndarray) -> np.ndarray:
-        """((maps + 0.5) + bicubic(pixels)) - 0.5, the model's output with its image skip: in C,
-        in place, or in numpy for rows wider than the C kernel's buffer."""
-        offsets, weights = _cubic_phases(self.model.scale)
-        if pixels.shape[1] * pixels.shape[2] > bitpack._packed.MAX_COLUMN:
-            return ((maps + np.float32(0.5)) + bicubic_upscale(pixels, self.model.scale)) - np.float32(0.5)
+        """((maps + 0.5) + bicubic(pixels)) - 0.5, the model's output with its image skip, in C and in
+        place (kernels/floatconv.c: the weights depend only on an output pixel's phase, never on its
+        position, so a tile's pixels equal the whole image's)."""
+        offsets, weights = self.cubic_phases
         result = np.ascontiguousarray(maps)
-        split_rows(bitpack._packed.bicubic_add, result.shape[0], (pixels, weights, offsets.astype(np.int32), result),
-                   self.pool, self.threads)
+        bitpack.run_in_ranges(bitpack._packed.bicubic_add, result.shape[0], pixels, weights, offsets, result,
+                              pool=self.pool, threads=self.threads)
         return result
 
     def _profile_body(self, seconds: float, height: int, width: int) -> None:
