@@ -113,6 +113,17 @@ def encode_frames(path: Path, frames: list[np.ndarray], fps: int = 12, times: li
     return path
 
 
+def frame_rate(path: Path) -> float:
+    """The frame rate OpenCV reports for a video (what bsrn writes its output at)."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    try:
+        return capture.get(cv2.CAP_PROP_FPS)
+    finally:
+        capture.release()
+
+
 def decode_frames(path: Path) -> list[np.ndarray]:
     """Every frame of a video as (h, w, 3) RGB uint8, decoded by OpenCV."""
     import cv2

@@ -16,24 +16,11 @@ from bsrn_cli.models.loader import load_model
 from bsrn_cli.models.weights import save_weights
 from tests.cli.test_upscale import bsrn, tiny_weights  # noqa: F401 (fixture)
 from tests.conftest import tiny_model
-from tests.media import (audio_params, audio_samples, block_frames, decode_frames, encode_frames, make_clip,
+from tests.media import (audio_params, audio_samples, block_frames, decode_frames, encode_frames, frame_rate, make_clip,
                          packet_times, packets_md5, pixel_format, stream_kinds, video_codec)
 
 # The backend `--backend auto` picks on this machine; the tests name it so the in-process run matches.
 BACKEND = "packed" if bitpack.available() else "torch"
-
-
-def _frames(path):
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        frames.append(frame)
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    capture.release()
-    return frames, fps
 
 
 def _double(frame):
@@ -45,10 +32,9 @@ def test_video_with_audio_keeps_frames_rate_and_sound(tmp_path, tiny_weights):
     result = bsrn("upscale", clip, "--model", tiny_weights)
     assert result.returncode == 0, result.stderr
     out = tmp_path / "clip_x2.mp4"
-    frames, fps = _frames(out)
-    source_frames, source_fps = _frames(clip)
+    frames, source_frames = decode_frames(out), decode_frames(clip)
     assert len(frames) == len(source_frames) == 12
-    assert fps == source_fps == 12
+    assert frame_rate(out) == frame_rate(clip) == 12
     assert frames[0].shape == (48, 64, 3)
     assert (video_codec(out), pixel_format(out)) == ("h264", "yuv420p")
     assert stream_kinds(out).count("Audio") == 1
@@ -292,9 +278,7 @@ def test_variable_frame_rate_becomes_constant_with_every_frame_once(tmp_path, su
     OpenCV reports for the input."""
     clip = encode_frames(tmp_path / f"vfr{suffix}", block_frames(8), fps=10, times=VFR_TIMES)
     assert packet_times(clip) == pytest.approx(VFR_TIMES, abs=1e-3)  # the input really is uneven
-    capture = cv2.VideoCapture(str(clip))
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    capture.release()
+    fps = frame_rate(clip)
     out = tmp_path / f"out{suffix}"
     assert video.upscale_video(clip, out, _double).frames == 8
     _assert_frames_are(decode_frames(out), [_double(frame) for frame in decode_frames(clip)])
