@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bsrn_cli.backends.memory import choose_tile, parse_size, tile_bytes  # noqa: E402
 from bsrn_cli.backends.torch_backend import TorchUpscaler  # noqa: E402
-from bsrn_cli.models.weights import load_weights  # noqa: E402
+from bsrn_cli.pretrained.weights import load_weights  # noqa: E402
 
 
 def main() -> None:

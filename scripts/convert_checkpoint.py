@@ -20,8 +20,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bsrn_cli.models.bsrn import BSRN, preset_config  # noqa: E402
-from bsrn_cli.models.weights import save_weights  # noqa: E402
+from bsrn_cli.networks.bsrn import BSRN, preset_config  # noqa: E402
+from bsrn_cli.pretrained.weights import save_weights  # noqa: E402
 
 NESTED_KEYS = ("state_dict", "model", "params", "params_ema", "net")
 

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from bsrn_cli import _packed
 from bsrn_cli.backends.packed_backend import PackedBSRN, pixel_shuffle
-from bsrn_cli.models.loader import load_model
+from bsrn_cli.pretrained.loader import load_model
 
 
 def median_ms(function, rounds: int) -> float:

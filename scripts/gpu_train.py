@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bsrn_cli.evaluation import load_pairs  # noqa: E402
-from bsrn_cli.models.weights import load_weights  # noqa: E402
+from bsrn_cli.pretrained.weights import load_weights  # noqa: E402
 from bsrn_cli.train.config import make_config  # noqa: E402
 from bsrn_cli.train.loop import train, validate  # noqa: E402
 

@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from bsrn_cli.evaluation import load_pairs  # noqa: E402
-from bsrn_cli.models.weights import load_weights  # noqa: E402
+from bsrn_cli.pretrained.weights import load_weights  # noqa: E402
 from bsrn_cli.published import published_rows  # noqa: E402
 from bsrn_cli.system import cpu_name  # noqa: E402
 from bsrn_cli.train.loop import TrainConfig, train, validate  # noqa: E402

@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bsrn_cli.models.registry import default_model_name  # noqa: E402
+from bsrn_cli.pretrained.registry import default_model_name  # noqa: E402
 from bsrn_cli.published import published_rows  # noqa: E402
 from bsrn_cli.system import cpu_name  # noqa: E402
 

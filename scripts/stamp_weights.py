@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bsrn_cli.backends.torch_backend import TorchUpscaler  # noqa: E402
 from bsrn_cli.evaluation import as_network_input, load_pairs, score  # noqa: E402
-from bsrn_cli.models.weights import load_weights, save_weights  # noqa: E402
+from bsrn_cli.pretrained.weights import load_weights, save_weights  # noqa: E402
 
 
 def main(weights: str, training_json: str, *datasets: str) -> None:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bsrn_cli.models.bsrn import BSRN, preset_config
+from bsrn_cli.networks.bsrn import BSRN, preset_config
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("BSRN_SHARED_DATA", REPO.parent / "shared" / "data"))

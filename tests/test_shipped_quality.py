@@ -5,8 +5,8 @@ import numpy as np
 from bsrn_cli.backends.torch_backend import TorchUpscaler
 from bsrn_cli.evaluation import as_network_input, load_pairs, score
 from bsrn_cli.imresize import imresize
-from bsrn_cli.models.loader import load_model
-from bsrn_cli.models.registry import default_model_name
+from bsrn_cli.pretrained.loader import load_model
+from bsrn_cli.pretrained.registry import default_model_name
 
 
 def test_shipped_x4_beats_bicubic_on_set5_by_over_one_db(set5):

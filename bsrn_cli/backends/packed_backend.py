@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from bsrn_cli.backends import bitpack
 from bsrn_cli.backends.torch_backend import TiledUpscaler
 from bsrn_cli.errors import BsrnError
-from bsrn_cli.models.bsrn import BSRN, LB_KERNEL_SIZES
+from bsrn_cli.networks.bsrn import BSRN, LB_KERNEL_SIZES
 
 
 def to_pixels(maps: torch.Tensor) -> np.ndarray:

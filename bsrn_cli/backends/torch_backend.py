@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from bsrn_cli.errors import BsrnError, UsageProblem
-from bsrn_cli.models.bsrn import BSRN
+from bsrn_cli.networks.bsrn import BSRN
 
 DEFAULT_TILE = 256
 

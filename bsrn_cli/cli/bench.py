@@ -262,8 +262,8 @@ def bench_command(
 
     from bsrn_cli.backends import bitpack
     from bsrn_cli.backends.packed_backend import PackedBSRN, to_pixels
-    from bsrn_cli.models.loader import load_model
-    from bsrn_cli.models.peers import MIN_SIDE, PEERS, build_peer, parameter_count
+    from bsrn_cli.pretrained.loader import load_model
+    from bsrn_cli.networks.peers import MIN_SIDE, PEERS, build_peer, parameter_count
 
     if not bitpack.available():
         raise BsrnError("the packed kernels are not built in this installation")

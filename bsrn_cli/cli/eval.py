@@ -25,7 +25,7 @@ def _upscaler(model: str | None, scale: int, backend: str, device: str, tile: in
     if model == "bicubic":
         return (lambda lr: imresize(lr, float(scale))), "bicubic"
     from bsrn_cli.backends import make_upscaler
-    from bsrn_cli.models.loader import load_model
+    from bsrn_cli.pretrained.loader import load_model
 
     net, _, source = load_model(model, scale)
     upscaler = make_upscaler(net, backend, device, tile=tile, threads=threads)

@@ -15,8 +15,8 @@ PRESET_SPEC = re.compile(r"^(?P<preset>[a-z]+)-x(?P<scale>[234])$")
 
 
 def _resolve(spec: str):
-    from bsrn_cli.models.bsrn import BSRN, PRESETS, preset_config
-    from bsrn_cli.models.loader import load_model
+    from bsrn_cli.networks.bsrn import BSRN, PRESETS, preset_config
+    from bsrn_cli.pretrained.loader import load_model
 
     match = PRESET_SPEC.match(spec)
     if match and match["preset"] in PRESETS:
@@ -35,8 +35,8 @@ def info_command(
 
     Examples: bsrn info | bsrn info bsrn-fast-x4 | bsrn info paper-x4 --width 320 --height 180
     """
-    from bsrn_cli.models.complexity import count
-    from bsrn_cli.models.registry import list_models
+    from bsrn_cli.networks.complexity import count
+    from bsrn_cli.pretrained.registry import list_models
 
     if model is None:
         table = Table("name", "scale", "file", "description")

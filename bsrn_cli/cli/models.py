@@ -19,7 +19,7 @@ NamesArgument = Annotated[list[str] | None, typer.Argument(
 
 
 def _entries(patterns: list[str] | None):
-    from bsrn_cli.models.registry import get_entry, list_models
+    from bsrn_cli.pretrained.registry import get_entry, list_models
 
     if not patterns:
         return list_models()
@@ -43,7 +43,7 @@ def list_command() -> None:
 
     Example: bsrn models list
     """
-    from bsrn_cli.models import hub
+    from bsrn_cli.pretrained import hub
 
     table = Table()
     for header in ("name", "scale", "size", "Set5 PSNR", "where", "verified", "revision"):
@@ -73,7 +73,7 @@ def download_command(
 
     Example: bsrn models download bsrn-fast-x4
     """
-    from bsrn_cli.models import hub
+    from bsrn_cli.pretrained import hub
 
     failed = 0
     for entry in _entries(names):
@@ -96,7 +96,7 @@ def verify_command(names: NamesArgument = None) -> None:
     Exits with status 1 if any copy does not match, or a model named on the command line has no copy.
     Examples: bsrn models verify | bsrn models verify bsrn-fast-x4
     """
-    from bsrn_cli.models import hub
+    from bsrn_cli.pretrained import hub
 
     table = Table("name", "where", "status", "path")
     problems: list[str] = []
@@ -134,9 +134,9 @@ def export_hub_command(
 
     Example: bsrn models export-hub hub-out/ && hf upload bsrn-project/bsrn-fast hub-out/ .
     """
-    from bsrn_cli.models.loader import looks_like_path, resolve_entry
-    from bsrn_cli.models.publish import ExportItem, export_hub
-    from bsrn_cli.models.registry import HUB_REPO, get_entry
+    from bsrn_cli.pretrained.loader import looks_like_path, resolve_entry
+    from bsrn_cli.pretrained.publish import ExportItem, export_hub
+    from bsrn_cli.pretrained.registry import HUB_REPO, get_entry
 
     items = []
     for spec in models or [e.name for e in _entries(None)]:
@@ -154,5 +154,5 @@ def export_hub_command(
     for file in exported:  # plain lines: these are the values a release pins in the registry
         console.print(f"  {file.filename}  {file.size}  {file.sha256}", markup=False, highlight=False, soft_wrap=True)
     console.print("next: hf upload <repo> <folder> . ; hf repos tag create <repo> vX.Y.Z ; "
-                  "then pin revision, sha256 and size in bsrn_cli/models/registry.py (docs/weights.md)",
+                  "then pin revision, sha256 and size in bsrn_cli/pretrained/registry.py (docs/weights.md)",
                   markup=False, highlight=False)

@@ -378,7 +378,7 @@ def upscale_command(
       bsrn upscale clip.mp4 -s 2              clip_x2.mp4: H.264, with the audio
     """
     from bsrn_cli.backends import make_upscaler
-    from bsrn_cli.models.loader import load_model
+    from bsrn_cli.pretrained.loader import load_model
 
     inputs = [*(inputs or []), *(more_inputs or [])]
     if not inputs:

@@ -9,7 +9,7 @@ import torch
 from safetensors import safe_open
 
 from bsrn_cli.errors import BsrnError
-from bsrn_cli.models.weights import atomic_save_file, refuse_pickle
+from bsrn_cli.pretrained.weights import atomic_save_file, refuse_pickle
 
 CHECKPOINT_KEY = "bsrn_checkpoint"
 

@@ -9,7 +9,7 @@ import torch
 
 from bsrn_cli.errors import BsrnError
 from bsrn_cli.evaluation import load_pairs
-from bsrn_cli.models.weights import METADATA_KEY, build_model, load_weights, read_weights, save_weights
+from bsrn_cli.pretrained.weights import METADATA_KEY, build_model, load_weights, read_weights, save_weights
 from bsrn_cli.train.checkpoint import CHECKPOINT_KEY, load_checkpoint, read_checkpoint_header
 
 

@@ -34,8 +34,8 @@ from torch import nn
 from bsrn_cli.backends.torch_backend import tensor_to_uint8
 from bsrn_cli.errors import BsrnError
 from bsrn_cli.evaluation import as_network_input, load_pairs, score
-from bsrn_cli.models import zoo
-from bsrn_cli.models.weights import read_weights, save_weights
+from bsrn_cli.networks import zoo
+from bsrn_cli.pretrained.weights import read_weights, save_weights
 from bsrn_cli.train.checkpoint import load_checkpoint, save_checkpoint
 from bsrn_cli.train.data import PatchSampler, find_images, to_device
 

@@ -10,8 +10,8 @@ from bsrn_cli.backends.torch_backend import TorchUpscaler
 from bsrn_cli.errors import BsrnError
 from bsrn_cli.evaluation import load_pairs
 from bsrn_cli.metrics import psnr_y
-from bsrn_cli.models.loader import load_model
-from bsrn_cli.models.registry import default_model_name
+from bsrn_cli.pretrained.loader import load_model
+from bsrn_cli.pretrained.registry import default_model_name
 from tests.conftest import tiny_model
 
 pytestmark = pytest.mark.skipif(not bitpack.available(), reason="packed kernels not built")

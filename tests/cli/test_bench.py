@@ -91,7 +91,7 @@ def test_bench_peers_pareto_rows_and_plot(tmp_path):
     from PIL import Image
 
     from bsrn_cli.cli.bench import PLOT_SIZE
-    from bsrn_cli.models.registry import get_entry
+    from bsrn_cli.pretrained.registry import get_entry
 
     plot = tmp_path / "front.png"
     result = run_bench(*TINY, "--peers", "--plot", plot, "--json")

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bsrn_cli.models.weights import read_weights
+from bsrn_cli.pretrained.weights import read_weights
 from tests.conftest import REPO, write_image
 
 TINY_SETS = ["--set", "channels=8", "--set", "hpb_blocks=1"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bsrn_cli.models.weights import save_weights
+from bsrn_cli.pretrained.weights import save_weights
 from tests.conftest import tiny_model, write_image
 
 

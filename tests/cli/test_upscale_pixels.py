@@ -27,8 +27,8 @@ from PIL import Image, ImageOps
 
 from bsrn_cli.backends import make_upscaler
 from bsrn_cli.backends.packed_backend import PackedBSRN
-from bsrn_cli.models.loader import load_model
-from bsrn_cli.models.weights import save_weights
+from bsrn_cli.pretrained.loader import load_model
+from bsrn_cli.pretrained.weights import save_weights
 from tests.cli.test_upscale import bsrn
 from tests.conftest import tiny_model
 from tests.reference import bicubic_resize, luma601

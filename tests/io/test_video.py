@@ -12,8 +12,8 @@ from PIL import Image
 from bsrn_cli.backends import bitpack
 from bsrn_cli.errors import BsrnError
 from bsrn_cli.io import video
-from bsrn_cli.models.loader import load_model
-from bsrn_cli.models.weights import save_weights
+from bsrn_cli.pretrained.loader import load_model
+from bsrn_cli.pretrained.weights import save_weights
 from tests.cli.test_upscale import bsrn, tiny_weights  # noqa: F401 (fixture)
 from tests.conftest import tiny_model
 from tests.media import (audio_params, audio_samples, block_frames, decode_frames, encode_frames, frame_rate, make_clip,

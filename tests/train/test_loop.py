@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from bsrn_cli.models.weights import load_weights, read_weights, save_weights
+from bsrn_cli.pretrained.weights import load_weights, read_weights, save_weights
 from bsrn_cli.train.checkpoint import load_checkpoint
 from bsrn_cli.train.data import PatchSampler, find_images
 from bsrn_cli.train.loop import TrainConfig, learning_rate, train

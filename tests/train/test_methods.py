@@ -5,9 +5,9 @@ import torch
 import torch.nn.functional as F
 
 from bsrn_cli.errors import BsrnError
-from bsrn_cli.models import quantizers, zoo
-from bsrn_cli.models.methods import METHODS, method_fields
-from bsrn_cli.models.weights import load_weights, save_weights
+from bsrn_cli.networks import quantizers, zoo
+from bsrn_cli.networks.methods import METHODS, method_fields
+from bsrn_cli.pretrained.weights import load_weights, save_weights
 
 TINY = {"bsrn": {"channels": 8, "hpb_blocks": 1}, "vdsr": {"channels": 8, "blocks": 2},
         "srresnet": {"channels": 8, "blocks": 2}}

@@ -7,9 +7,9 @@ import torch
 from safetensors.torch import save_file
 
 from bsrn_cli.errors import BsrnError
-from bsrn_cli.models import registry
-from bsrn_cli.models.loader import load_model
-from bsrn_cli.models.weights import load_weights, read_weights, save_weights, sha256_file
+from bsrn_cli.pretrained import registry
+from bsrn_cli.pretrained.loader import load_model
+from bsrn_cli.pretrained.weights import load_weights, read_weights, save_weights, sha256_file
 from tests.conftest import tiny_model
 
 

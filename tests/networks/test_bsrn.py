@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from bsrn_cli.errors import BsrnError
-from bsrn_cli.models.bsrn import BSRN, BSRNConfig, preset_config
-from bsrn_cli.models.complexity import count
+from bsrn_cli.networks.bsrn import BSRN, BSRNConfig, preset_config
+from bsrn_cli.networks.complexity import count
 from tests.conftest import tiny_model
 
 PAPER_PARAMS = 1_216_000  # Xin et al. 2020, BSRN x4

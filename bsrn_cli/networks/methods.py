@@ -26,8 +26,8 @@ from typing import ClassVar
 from torch import nn
 
 from bsrn_cli.errors import BsrnError
-from bsrn_cli.models import quantizers
-from bsrn_cli.models.quantizers import ACCUMULATION_MODES
+from bsrn_cli.networks import quantizers
+from bsrn_cli.networks.quantizers import ACCUMULATION_MODES
 
 
 @dataclass(frozen=True)

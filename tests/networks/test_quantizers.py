@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from bsrn_cli.errors import BsrnError
-from bsrn_cli.models import quantizers as q
+from bsrn_cli.networks import quantizers as q
 
 
 def test_binarize_maps_zero_and_negative_zero_to_plus_one():

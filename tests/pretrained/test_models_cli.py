@@ -11,10 +11,10 @@ import sys
 import pytest
 from PIL import Image
 
-from bsrn_cli.models import hub, registry
-from bsrn_cli.models.weights import read_weights, save_weights, sha256_file
+from bsrn_cli.pretrained import hub, registry
+from bsrn_cli.pretrained.weights import read_weights, save_weights, sha256_file
 from tests.conftest import REPO, tiny_model, write_image
-from tests.models.conftest import free_port_url, hub_env
+from tests.pretrained.conftest import free_port_url, hub_env
 
 
 def run_cli(monkeypatch, capsys, *args):
@@ -242,7 +242,7 @@ def test_convert_checkpoint_script_turns_a_trusted_state_dict_into_weights(tmp_p
                              "--scale", "2", "--config", json.dumps({"channels": 8, "hpb_blocks": 1})],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    from bsrn_cli.models.weights import load_weights
+    from bsrn_cli.pretrained.weights import load_weights
 
     loaded, meta = load_weights(out)
     assert meta["converted_from"]["file"] == "trusted.pth"

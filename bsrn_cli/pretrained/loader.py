@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from bsrn_cli.errors import BsrnError
-from bsrn_cli.models import hub
-from bsrn_cli.models.bsrn import BSRN
-from bsrn_cli.models.registry import PretrainedModel, default_model_name, get_entry
-from bsrn_cli.models.weights import load_weights
+from bsrn_cli.pretrained import hub
+from bsrn_cli.networks.bsrn import BSRN
+from bsrn_cli.pretrained.registry import PretrainedModel, default_model_name, get_entry
+from bsrn_cli.pretrained.weights import load_weights
 
 
 def resolve_entry(entry: PretrainedModel) -> tuple[Path, str]:

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bsrn_cli.models import quantizers
+from bsrn_cli.networks import quantizers
 
 
 class QuantConv2d(nn.Conv2d):

@@ -17,8 +17,8 @@ from safetensors.torch import save_file
 
 from bsrn_cli.errors import BsrnError
 from bsrn_cli.io.atomic import atomic_write
-from bsrn_cli.models.backbones import VDSR, SRResNet, SRResNetConfig, VDSRConfig
-from bsrn_cli.models.bsrn import BSRN, BSRNConfig
+from bsrn_cli.networks.backbones import VDSR, SRResNet, SRResNetConfig, VDSRConfig
+from bsrn_cli.networks.bsrn import BSRN, BSRNConfig
 
 FORMAT_NAME = "bsrn-weights"
 FORMAT_VERSION = 1

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bsrn_cli.errors import BsrnError
-from bsrn_cli.models.registry import HUB_REPO
-from bsrn_cli.models.weights import FORMAT_NAME, FORMAT_VERSION, read_weights, sha256_file
+from bsrn_cli.pretrained.registry import HUB_REPO
+from bsrn_cli.pretrained.weights import FORMAT_NAME, FORMAT_VERSION, read_weights, sha256_file
 
 CARD_TAGS = ("super-resolution", "image-to-image", "binarized-neural-network", "bsrn", "safetensors")
 

@@ -16,8 +16,8 @@ from urllib.parse import unquote
 
 import pytest
 
-from bsrn_cli.models import registry
-from bsrn_cli.models.registry import PretrainedModel
+from bsrn_cli.pretrained import registry
+from bsrn_cli.pretrained.registry import PretrainedModel
 
 
 @dataclass

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from bsrn_cli.errors import BsrnError
-from bsrn_cli.models.blocks import BinaryBlock
-from bsrn_cli.models.methods import Binarization
+from bsrn_cli.networks.blocks import BinaryBlock
+from bsrn_cli.networks.methods import Binarization
 
 SCALES = (2, 3, 4)
 

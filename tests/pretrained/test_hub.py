@@ -1,4 +1,4 @@
-"""The real huggingface_hub client downloading through real HTTP from a local Hub (tests/models/conftest.py)."""
+"""The real huggingface_hub client downloading through real HTTP from a local Hub (tests/pretrained/conftest.py)."""
 
 import hashlib
 from pathlib import Path
@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 
 from bsrn_cli.errors import BsrnError
-from bsrn_cli.models import hub
-from bsrn_cli.models.loader import load_model, resolve_entry
-from bsrn_cli.models.weights import save_weights
+from bsrn_cli.pretrained import hub
+from bsrn_cli.pretrained.loader import load_model, resolve_entry
+from bsrn_cli.pretrained.weights import save_weights
 from tests.conftest import tiny_model
-from tests.models.conftest import free_port_url, hub_env
+from tests.pretrained.conftest import free_port_url, hub_env
 
 
 @pytest.fixture

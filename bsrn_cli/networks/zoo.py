@@ -5,9 +5,9 @@ from __future__ import annotations
 from torch import nn
 
 from bsrn_cli.errors import BsrnError
-from bsrn_cli.models.backbones import VDSR, SRResNet, SRResNetConfig, VDSRConfig
-from bsrn_cli.models.bsrn import BSRN, PRESETS, preset_config
-from bsrn_cli.models.methods import method_fields
+from bsrn_cli.networks.backbones import VDSR, SRResNet, SRResNetConfig, VDSRConfig
+from bsrn_cli.networks.bsrn import BSRN, PRESETS, preset_config
+from bsrn_cli.networks.methods import method_fields
 
 BACKBONES = ("bsrn", "vdsr", "srresnet")
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bsrn_cli.models.layers import QuantConv2d
+from bsrn_cli.networks.layers import QuantConv2d
 
 
 @dataclass

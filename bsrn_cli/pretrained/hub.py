@@ -18,8 +18,8 @@ from pathlib import Path
 
 from bsrn_cli import __version__
 from bsrn_cli.errors import BsrnError
-from bsrn_cli.models.registry import PretrainedModel
-from bsrn_cli.models.weights import sha256_file
+from bsrn_cli.pretrained.registry import PretrainedModel
+from bsrn_cli.pretrained.weights import sha256_file
 
 CACHE_ENV = "BSRN_CACHE_DIR"
 OFFLINE_ENV = "HF_HUB_OFFLINE"

@@ -12,9 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bsrn_cli.models.layers import QuantConv2d, RPReLU
-from bsrn_cli.models.methods import METHODS, Binarization
-from bsrn_cli.models.quantizers import ActivationAccumulator, WeightAccumulator
+from bsrn_cli.networks.layers import QuantConv2d, RPReLU
+from bsrn_cli.networks.methods import METHODS, Binarization
+from bsrn_cli.networks.quantizers import ActivationAccumulator, WeightAccumulator
 
 
 class OwnKernel(nn.Module):

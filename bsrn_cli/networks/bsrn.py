@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from bsrn_cli.errors import BsrnError
-from bsrn_cli.models.blocks import BinaryBlock
-from bsrn_cli.models.methods import Binarization
+from bsrn_cli.networks.blocks import BinaryBlock
+from bsrn_cli.networks.methods import Binarization
 
 SCALES = (2, 3, 4)
 LB_KERNEL_SIZES = (3, 1, 1)

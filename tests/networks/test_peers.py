@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from bsrn_cli.models.peers import PEERS, PUBLISHED_PARAMS_X4, build_peer, parameter_count
+from bsrn_cli.networks.peers import PEERS, PUBLISHED_PARAMS_X4, build_peer, parameter_count
 
 # FSRCNN's 12,464 counts weights only; ours adds 173 biases and 172 PReLU slopes (+2.8%).
 # ESPCN's published form is (5,64)-(3,32)-(3,r^2) on Y: 24,640 weights at x4, plus 112 biases.

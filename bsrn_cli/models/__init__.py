@@ -1,1 +1,0 @@
-"""Networks, quantizers and the weights format."""

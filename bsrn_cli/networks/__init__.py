@@ -1,0 +1,1 @@
+"""The networks (BSRN and the comparison backbones), their layers, quantizers and configurations."""
