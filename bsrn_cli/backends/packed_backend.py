@@ -21,7 +21,6 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from bsrn_cli.backends import bitpack
 from bsrn_cli.backends.torch_backend import TiledUpscaler
@@ -204,10 +203,15 @@ class PackedBSRN:
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """(1, 3, h, w) float in [0, 1] -> (1, 3, h*s, w*s), the same values as the model's forward."""
+        result = self.run_hwc(np.ascontiguousarray(x[0].permute(1, 2, 0).numpy()))
+        return torch.from_numpy(result).permute(2, 0, 1).unsqueeze(0)
+
+    def run_hwc(self, pixels: np.ndarray) -> np.ndarray:
+        """float32 (h, w, 3) in [0, 1] -> float32 (h*s, w*s, 3), unclamped: the model's forward in NHWC."""
         model = self.model
-        _, _, height, width = x.shape
+        height, width = pixels.shape[:2]
+        pixels = np.ascontiguousarray(pixels, dtype=np.float32)
         with self._timed("float head"):
-            pixels = np.ascontiguousarray(x[0].permute(1, 2, 0).numpy())
             features = self._conv(self.head, pixels - np.float32(0.5), "head").reshape(height * width, -1)
         body_start = time.perf_counter()
         out = self._buffer("body", features.shape, np.float32)
@@ -227,10 +231,10 @@ class PackedBSRN:
                 result = self._add_bicubic(pixels, maps)
             else:
                 result = maps + np.float32(0.5)
-                if skip != "none":
-                    upscaled = F.interpolate(x, scale_factor=model.scale, mode=skip)[0].permute(1, 2, 0).numpy()
+                if skip != "none":  # nearest: each input pixel repeated s x s times
+                    upscaled = np.repeat(np.repeat(pixels, model.scale, axis=0), model.scale, axis=1)
                     result = (result + upscaled) - np.float32(0.5)
-            return torch.from_numpy(result).permute(2, 0, 1).unsqueeze(0)
+            return result
 
     def _add_bicubic(self, pixels: np.ndarray, maps: np.ndarray) -> np.ndarray:
         """((maps + 0.5) + bicubic(pixels)) - 0.5, the model's output with its image skip, in C and in
