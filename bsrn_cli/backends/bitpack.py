@@ -1,7 +1,7 @@
 """Packing of ±1 tensors and binary convolutions through the C kernels (bsrn_cli._packed).
 
 The kernels work on NHWC maps with the channels of a pixel packed into 64-bit words (bit = 1
-for -1). These helpers convert to and from torch/numpy layouts and split rows over threads.
+for -1). These helpers pack numpy arrays and split rows over threads; nothing here needs torch.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import torch
 
 try:
     from bsrn_cli import _packed
@@ -33,10 +32,18 @@ def pack_hwc(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def pack_kernel(kernel: torch.Tensor) -> tuple[np.ndarray, int]:
+def as_array(values) -> np.ndarray:
+    """float32 numpy array of a numpy array or a (CPU) torch tensor, without importing torch."""
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()
+    return np.asarray(values, dtype=np.float32)
+
+
+def pack_kernel(kernel) -> tuple[np.ndarray, int]:
     """Signs of a (cout, cin, k, k) kernel -> uint64 (cout, k*k*words), tap-major; and cin."""
+    kernel = as_array(kernel)
     cout, cin, kh, kw = kernel.shape
-    signs = kernel.detach().permute(0, 2, 3, 1).reshape(cout * kh * kw, 1, cin).float().cpu().numpy()
+    signs = np.ascontiguousarray(kernel.transpose(0, 2, 3, 1)).reshape(cout * kh * kw, 1, cin)
     packed = pack_hwc(signs)  # (cout*taps, 1, words)
     return packed.reshape(cout, kh * kw * packed.shape[-1]), cin
 
@@ -58,7 +65,8 @@ def run_in_ranges(function, length: int, *args, pool: ThreadPoolExecutor | None 
 class BinaryConv:
     """One binary conv with packed weights: integer ±1 dot products, optionally threaded."""
 
-    def __init__(self, kernel: torch.Tensor):
+    def __init__(self, kernel):
+        """``kernel``: (cout, cin, k, k), numpy or torch; only its signs matter (x < 0 is -1)."""
         self.cout, _, self.kernel_size, _ = kernel.shape
         self.weights, self.cin = pack_kernel(kernel)
         # 3x3: the AVX2 layout (taps concatenated) and the per-tap sums for the border correction
@@ -83,14 +91,15 @@ class FoldedSign:
     (g < 0), with t = mean - b sqrt(var + eps) / g; where g = 0 the sign is that of b.
     """
 
-    def __init__(self, norm: torch.nn.BatchNorm2d):
-        gain = (norm.weight / torch.sqrt(norm.running_var + norm.eps)).detach().double()
-        bias = norm.bias.detach().double()
-        mean = norm.running_mean.detach().double()
-        safe_gain = torch.where(gain == 0, torch.ones_like(gain), gain)
-        self.threshold = (mean - bias / safe_gain).float().numpy()
-        self.above = (gain < 0).to(torch.uint8).numpy()
-        self.constant = torch.where(gain == 0, (bias < 0).to(torch.int8), torch.full_like(bias, -1, dtype=torch.int8)).numpy()
+    def __init__(self, weight, bias, running_mean, running_var, eps: float = 1e-5):
+        """The BatchNorm's parameters and statistics, numpy or torch. The gain in float32 as the
+        BatchNorm computes it, the threshold from it in float64."""
+        gain = (as_array(weight) / np.sqrt(as_array(running_var) + np.float32(eps))).astype(np.float64)
+        bias, mean = as_array(bias).astype(np.float64), as_array(running_mean).astype(np.float64)
+        safe_gain = np.where(gain == 0, 1.0, gain)
+        self.threshold = (mean - bias / safe_gain).astype(np.float32)
+        self.above = (gain < 0).astype(np.uint8)
+        self.constant = np.where(gain == 0, (bias < 0).astype(np.int8), np.int8(-1)).astype(np.int8)
         # The same as one branch-free compare: bit = direction * x < bound, with direction +1
         # (g > 0), -1 (g < 0: -x < -t is x > t) or 0 (g = 0: 0 < +1 or 0 < -1, the constant sign).
         self.direction = np.where(self.constant >= 0, 0.0, np.where(self.above == 1, -1.0, 1.0)).astype(np.float32)

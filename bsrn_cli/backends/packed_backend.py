@@ -1,16 +1,15 @@
-"""The packed-bit CPU backend: the binary body in one fused C pass per block, the rest in torch.
+"""The packed-bit CPU backend: the binary body in one fused C pass per block, the rest in C too.
 
-Derived from a trained model at load time (no second copy of the weights): per binary conv
-the packed signs of its effective BAM kernel and one float scale per output channel
-(E(|W|) times the learned gain); each activation's BatchNorm folded into per-channel
-thresholds, so sign(BN(.)) becomes a compare fused into the packing. The C driver
-(kernels/bitconv.c, ``bsrn_body_run``) runs the whole body: per block and row the binary 3x3
-conv, then per pixel the scale, RPReLU, skips, the BAM activation accumulation (b_scale and the
-channel-mean map), the two binary 1x1 convs and the packing of the next block's input. The
-float convolutions of the head and tail (head, body conv, upsampler convs) run in C too
-(kernels/floatconv.c), with the same arithmetic for every pixel, so a tile's pixels equal the
-whole image's bit for bit (tiled == untiled exactly); the pixel shuffle and the skips are
-element-wise numpy, the bicubic image skip torch.
+Built from a BSRN's weights with numpy alone (packed_export.py: the packed signs of each binary
+conv's effective BAM kernel and one float scale per output channel, each activation's
+BatchNorm folded into per-channel thresholds), so this backend never imports torch. The C
+driver (kernels/bitconv.c, ``bsrn_body_run``) runs the whole body: per block and row the binary
+3x3 conv, then per pixel the scale, RPReLU, skips, the BAM activation accumulation (b_scale and
+the channel-mean map), the two binary 1x1 convs and the packing of the next block's input. The
+float convolutions of the head and tail (head, body conv, upsampler convs) and the bicubic
+image skip run in C too (kernels/floatconv.c), with the same arithmetic for every pixel, so a
+tile's pixels equal the whole image's bit for bit (tiled == untiled exactly); the pixel
+shuffle and the other skips are element-wise numpy.
 """
 
 from __future__ import annotations
@@ -20,15 +19,14 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import numpy as np
-import torch
 
 from bsrn_cli.backends import bitpack
+from bsrn_cli.backends.packed_export import BSRNExport, FloatConvWeights, export_bsrn
 from bsrn_cli.backends.torch_backend import TiledUpscaler
 from bsrn_cli.errors import BsrnError
-from bsrn_cli.networks.bsrn import BSRN, LB_KERNEL_SIZES
 
 
-def to_pixels(maps: torch.Tensor) -> np.ndarray:
+def to_pixels(maps) -> np.ndarray:
     """(1, C, H, W) tensor -> float32 (H*W, C) array, the layout of the packed body (a view
     when the tensor is channels_last)."""
     return maps[0].permute(1, 2, 0).reshape(-1, maps.shape[1]).contiguous().numpy()
@@ -37,18 +35,14 @@ def to_pixels(maps: torch.Tensor) -> np.ndarray:
 class FloatConv:
     """A float 3x3 conv (padding 1) of the head or tail, run by the C kernel on NHWC maps."""
 
-    def __init__(self, conv: torch.nn.Conv2d):
-        if conv.kernel_size != (3, 3) or conv.padding != (1, 1) or conv.stride != (1, 1) or conv.groups != 1 \
-                or conv.dilation != (1, 1):
-            raise BsrnError("the packed backend runs float convs of 3x3, stride 1, padding 1 only")
+    def __init__(self, conv: FloatConvWeights):
         cout, cin = conv.weight.shape[:2]
         padded = (cout + 15) // 16 * 16  # the kernel's blocks of 16 output channels
         self.cout = cout
         self.weights = np.zeros((9, cin, padded), dtype=np.float32)
-        self.weights[..., :cout] = conv.weight.detach().float().permute(2, 3, 1, 0).reshape(9, cin, cout).numpy()
+        self.weights[..., :cout] = conv.weight.transpose(2, 3, 1, 0).reshape(9, cin, cout)
         self.bias = np.zeros(padded, dtype=np.float32)
-        if conv.bias is not None:
-            self.bias[:cout] = conv.bias.detach().float().numpy()
+        self.bias[:cout] = conv.bias
 
     def __call__(self, maps: np.ndarray, out: np.ndarray, pool: ThreadPoolExecutor | None, threads: int) -> np.ndarray:
         """float32 (H, W, cin) -> ``out`` (H, W, cout), rows split over ``threads``."""
@@ -81,77 +75,58 @@ def _cubic_phases(scale: int) -> tuple[np.ndarray, np.ndarray]:
     return np.array(offsets, dtype=np.int32), np.array(weights, dtype=np.float32)
 
 
-class PackedLayer:
-    """One binary conv of an LB block, exported for the kernels."""
-
-    def __init__(self, kernel: torch.Tensor, block, index: int):
-        accumulator = block.act_acc[index]
-        self.conv = bitpack.BinaryConv(kernel)
-        gain = block.gains[index].detach().flatten()
-        self.scale = (kernel.detach().abs().flatten(1).amax(1) * gain).float().contiguous().numpy()
-        self.sign = bitpack.FoldedSign(accumulator.norm)
-        self.n_terms = accumulator.n_terms
-        if accumulator.mode == "learned":
-            self.mode, self.b = "learned", accumulator.b_scale.detach().float().contiguous().numpy()
-        else:  # "ones" sums the terms; "none" has one term, which the same sum passes through
-            self.mode, self.b = "ones", np.ones(self.n_terms, dtype=np.float32)
-        self.rprelu = None
-        if block.rprelu is not None:
-            r = block.rprelu[index]
-            self.rprelu = tuple(t.detach().float().flatten().contiguous().numpy()
-                                for t in (r.shift_in, r.prelu.weight, r.shift_out))
-
-
-def export_body(model: BSRN, kernels: list[list[torch.Tensor]]):
-    """The body as one ``_packed.Body`` (per-layer arrays stacked, layer = 3 * block + i)."""
-    if tuple(LB_KERNEL_SIZES) != (3, 1, 1):
-        raise BsrnError("the packed backend runs LB blocks of a 3x3 and two 1x1 binary convs")
-    channels = model.config.channels
+def body_of(export: BSRNExport):
+    """The body as one ``_packed.Body`` (per-layer arrays stacked, layer = 3 * block + i), and
+    its binary convs."""
+    channels = export.config.channels
     if channels > bitpack._packed.MAX_CHANNELS:
         raise BsrnError(f"the packed backend supports up to {bitpack._packed.MAX_CHANNELS} channels")
-    layers = [PackedLayer(k, block, i) for block, block_kernels in zip(model.body, kernels)
-              for i, k in enumerate(block_kernels)]
+    layers = export.layers
+    convs = [bitpack.BinaryConv(layer.kernel) for layer in layers]
     b = np.zeros((len(layers), 3), dtype=np.float32)
     for row, layer in zip(b, layers):
         row[:layer.n_terms] = layer.b[:layer.n_terms]
     stack = lambda values: np.stack(values).astype(np.float32)
-    return bitpack._packed.Body(
-        channels, model.config.fp_skip, layers[0].mode == "learned",
+    return convs, bitpack._packed.Body(
+        channels, export.config.fp_skip, layers[0].learned,
         None if layers[0].rprelu is None else tuple(stack([l.rprelu[k] for l in layers]) for k in range(3)),
         np.array([l.n_terms for l in layers], dtype=np.int32), b,
         stack([l.sign.direction for l in layers]), stack([l.sign.bound for l in layers]),
         stack([l.scale for l in layers]),
-        [(l.conv.weights, l.conv.grouped, l.conv.tap_sum) for l in layers[0::3]],
-        [l.conv.weights for i, l in enumerate(layers) if i % 3])
+        [(conv.weights, conv.grouped, conv.tap_sum) for conv in convs[0::3]],
+        [conv.weights for i, conv in enumerate(convs) if i % 3])
+
+
+def export_of(source) -> BSRNExport:
+    """The packed export of weights read from a file (``pretrained.weights.Weights``), of a torch
+    BSRN (its state dict; tests and bench compare it with the torch backend), or an export."""
+    if isinstance(source, BSRNExport):
+        return source
+    if hasattr(source, "state_dict"):  # a torch module: numpy copies of its tensors
+        tensors = {name: value.detach().cpu().numpy() for name, value in source.state_dict().items()}
+        return export_bsrn(tensors, source.config, f"the {type(source).__name__} module")
+    return export_bsrn(source.tensors, source.config, str(source.path))
 
 
 class PackedBSRN:
-    """Runs a BSRN's forward pass with the body in the fused C driver.
+    """Runs a BSRN's forward pass: the body in the fused C driver, head and tail in C.
 
-    The body works on NHWC float32 maps flattened to (pixels, channels); head and tail run in
-    torch on channels_last tensors that share memory with those maps.
-    """
+    The body works on NHWC float32 maps flattened to (pixels, channels)."""
 
-    def __init__(self, model: BSRN, threads: int = 1):
+    def __init__(self, source, threads: int = 1):
         if not bitpack.available():
             raise BsrnError("the packed backend is not built in this installation (pip install . builds it)")
-        self.model = model.eval()
+        export = export_of(source)
+        self.config = export.config
+        self.scale = export.config.scale
         self.threads = max(1, threads)
         self.pool = ThreadPoolExecutor(self.threads - 1) if self.threads > 1 else None
-        with torch.no_grad():
-            self.kernels = model.binary_kernels()
-        self.body = export_body(model, self.kernels)
-        self.head = FloatConv(model.head)
-        self.body_conv = FloatConv(model.body_conv) if model.body_conv is not None else None
-        self.cubic_phases = _cubic_phases(model.scale)  # the bicubic image skip's offsets and weights
-        self.upsampler = []  # FloatConv or a pixel-shuffle factor, in order
-        for module in model.upsampler:
-            if isinstance(module, torch.nn.Conv2d):
-                self.upsampler.append(FloatConv(module))
-            elif isinstance(module, torch.nn.PixelShuffle):
-                self.upsampler.append(module.upscale_factor)
-            else:
-                raise BsrnError(f"the packed backend does not run a {type(module).__name__} in the upsampler")
+        self.binary_convs, self.body = body_of(export)
+        self.head = FloatConv(export.head)
+        self.body_conv = FloatConv(export.body_conv) if export.body_conv is not None else None
+        self.cubic_phases = _cubic_phases(self.scale)  # the bicubic image skip's offsets and weights
+        self.upsampler = [FloatConv(step) if isinstance(step, FloatConvWeights) else step
+                          for step in export.upsampler]  # FloatConv or a pixel-shuffle factor, in order
         self.timings: dict[str, float] | None = None  # per layer type, when profiling
         self._buffers: dict[tuple, np.ndarray] = {}
 
@@ -200,15 +175,16 @@ class PackedBSRN:
         out = self._buffer(kind, maps.shape[:2] + (conv.cout,), np.float32)
         return conv(maps, out, self.pool, self.threads)
 
-    @torch.inference_mode()
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """(1, 3, h, w) float in [0, 1] -> (1, 3, h*s, w*s), the same values as the model's forward."""
-        result = self.run_hwc(np.ascontiguousarray(x[0].permute(1, 2, 0).numpy()))
+    def __call__(self, x):
+        """(1, 3, h, w) torch tensor in [0, 1] -> (1, 3, h*s, w*s), the same values as the torch
+        model's forward (for tests and bench; upscaling calls :meth:`run_hwc`)."""
+        import torch
+
+        result = self.run_hwc(np.ascontiguousarray(x[0].detach().permute(1, 2, 0).cpu().numpy()))
         return torch.from_numpy(result).permute(2, 0, 1).unsqueeze(0)
 
     def run_hwc(self, pixels: np.ndarray) -> np.ndarray:
         """float32 (h, w, 3) in [0, 1] -> float32 (h*s, w*s, 3), unclamped: the model's forward in NHWC."""
-        model = self.model
         height, width = pixels.shape[:2]
         pixels = np.ascontiguousarray(pixels, dtype=np.float32)
         with self._timed("float head"):
@@ -226,13 +202,13 @@ class PackedBSRN:
             for i, step in enumerate(self.upsampler):
                 maps = self._conv(step, maps, f"upsampler {i}") if isinstance(step, FloatConv) \
                     else pixel_shuffle(maps, step)
-            skip = model.config.image_skip
+            skip = self.config.image_skip
             if skip == "bicubic":
                 result = self._add_bicubic(pixels, maps)
             else:
                 result = maps + np.float32(0.5)
                 if skip != "none":  # nearest: each input pixel repeated s x s times
-                    upscaled = np.repeat(np.repeat(pixels, model.scale, axis=0), model.scale, axis=1)
+                    upscaled = np.repeat(np.repeat(pixels, self.scale, axis=0), self.scale, axis=1)
                     result = (result + upscaled) - np.float32(0.5)
             return result
 
@@ -257,9 +233,8 @@ class PackedBSRN:
         counts = np.empty((height, width, channels), dtype=np.int32)
         pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
         convs = {3: [], 1: []}
-        for block, block_kernels in zip(self.model.body, self.kernels):
-            for kernel in block_kernels:
-                convs[kernel.shape[-1]].append(bitpack.BinaryConv(kernel))
+        for conv in self.binary_convs:
+            convs[conv.kernel_size].append(conv)
         spent = 0.0
         for size, layers in ((3, convs[3]), (1, convs[1])):
             start = time.perf_counter()
@@ -277,9 +252,9 @@ class PackedBSRN:
 class PackedUpscaler(TiledUpscaler):
     """Tiled upscaling on the packed backend (CPU only)."""
 
-    def __init__(self, model: BSRN, tile: int = 256, overlap: int | None = None, threads: int = 1):
+    def __init__(self, model, tile: int = 256, overlap: int | None = None, threads: int = 1):
         super().__init__(model, tile, overlap)
         self.network = PackedBSRN(model, threads)
 
-    def _run(self, lr: torch.Tensor) -> torch.Tensor:
+    def _run(self, lr):
         return self.network(lr)

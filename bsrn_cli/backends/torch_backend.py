@@ -14,6 +14,7 @@ import torch
 
 from bsrn_cli.errors import BsrnError, UsageProblem
 from bsrn_cli.networks.bsrn import BSRN
+from bsrn_cli.pretrained.weights import Weights
 
 DEFAULT_TILE = 256
 
@@ -135,6 +136,8 @@ class TorchUpscaler(TiledUpscaler):
     def __init__(self, model: BSRN, device: torch.device | str = "cpu", tile: int = DEFAULT_TILE,
                  overlap: int | None = None):
         super().__init__(model, tile, overlap)
+        if isinstance(model, Weights):
+            model = model.network()
         self.device = torch.device(device)
         self.model = model.eval().to(self.device)
         if self.device.type == "cpu":

@@ -12,18 +12,13 @@ RGB in [0, 1]; the first and last convs stay float, as in every binary SR paper.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from bsrn_cli.errors import BsrnError
 from bsrn_cli.networks.blocks import BinaryBlock
-from bsrn_cli.networks.methods import Binarization
-
-SCALES = (2, 3, 4)
+from bsrn_cli.networks.configs import SRResNetConfig, VDSRConfig  # noqa: F401 (re-exported)
 
 
 class _Backbone(nn.Module):
@@ -36,6 +31,10 @@ class _Backbone(nn.Module):
     def scale(self) -> int:
         return self.config.scale
 
+    def receptive_radius(self) -> int:
+        """LR pixels of context each output pixel depends on, per side (for tile overlap)."""
+        return self.config.receptive_radius()
+
     def binary_kernels(self) -> list[list[torch.Tensor]]:
         return [block.kernels() for block in self.body]
 
@@ -43,27 +42,6 @@ class _Backbone(nn.Module):
         for block, block_kernels in zip(self.body, kernels if kernels is not None else self.binary_kernels()):
             h = block(h, block_kernels)
         return h
-
-
-def _check_common(config) -> None:
-    if config.scale not in SCALES:
-        raise BsrnError(f"scale must be one of {SCALES}, not {config.scale}")
-    config.check_binarization()
-
-
-@dataclass(frozen=True)
-class VDSRConfig(Binarization):
-    label: ClassVar[str] = "VDSR"
-    scale: int = 4
-    channels: int = 64
-    blocks: int = 6
-    layers_per_block: int = 3
-    in_channels: int = 3
-
-    def __post_init__(self):
-        _check_common(self)
-        if min(self.channels, self.blocks, self.layers_per_block) < 1:
-            raise BsrnError("channels, blocks and layers_per_block must be positive")
 
 
 class VDSR(_Backbone):
@@ -81,29 +59,11 @@ class VDSR(_Backbone):
         nn.init.zeros_(self.tail.weight)
         nn.init.zeros_(self.tail.bias)
 
-    def receptive_radius(self) -> int:
-        # In HR pixels: 2 + 3 * layers; in LR pixels (what tiling needs), rounded up, plus bicubic's 2.
-        hr = 2 + len(self.body) * self.config.layers_per_block
-        return -(-hr // self.scale) + 2
 
     def forward(self, x: torch.Tensor, kernels=None) -> torch.Tensor:
         up = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
         h = F.relu(self.head(up - 0.5))
         return up + self.tail(self.run_body(h, kernels))
-
-
-@dataclass(frozen=True)
-class SRResNetConfig(Binarization):
-    label: ClassVar[str] = "SRResNet"
-    scale: int = 4
-    channels: int = 64
-    blocks: int = 16
-    in_channels: int = 3
-
-    def __post_init__(self):
-        _check_common(self)
-        if min(self.channels, self.blocks) < 1:
-            raise BsrnError("channels and blocks must be positive")
 
 
 class SRResNet(_Backbone):
@@ -122,10 +82,6 @@ class SRResNet(_Backbone):
         self.upsampler = nn.Sequential(*stages)
         self.tail = nn.Conv2d(c, config.in_channels, 9, padding=4)
 
-    def receptive_radius(self) -> int:
-        lr_convs = 4 + 2 * len(self.body) + 1
-        stages = 1 if self.scale == 3 else self.scale // 2
-        return lr_convs + stages + 4
 
     def forward(self, x: torch.Tensor, kernels=None) -> torch.Tensor:
         features = self.head(x - 0.5)

@@ -7,71 +7,14 @@ explains every choice. Configurations differ only in :class:`BSRNConfig` fields.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bsrn_cli.errors import BsrnError
 from bsrn_cli.networks.blocks import BinaryBlock
-from bsrn_cli.networks.methods import Binarization
-
-SCALES = (2, 3, 4)
-LB_KERNEL_SIZES = (3, 1, 1)
-LONG_RANGE_MODES = ("global", "hpb", "none")
-UPSAMPLERS = ("edsr", "light")
-IMAGE_SKIPS = ("none", "nearest", "bicubic")
-
-
-@dataclass(frozen=True)
-class BSRNConfig(Binarization):
-    """Everything that decides the network's shape and its binarization (method fields: methods.py)."""
-
-    label: ClassVar[str] = "BSRN"
-
-    scale: int = 4
-    channels: int = 48
-    hpb_blocks: int = 20
-    lb_per_hpb: int = 2
-    long_range: str = "global"                # which earlier 3x3 filters an LB's 3x3 accumulates
-    upsampler: str = "edsr"                   # edsr: conv+shuffle per x2 stage; light: one conv+shuffle
-    body_conv: bool = True                    # float 3x3 conv closing the body before the long skip
-    image_skip: str = "none"                  # add the upscaled input (none | nearest | bicubic)
-    in_channels: int = 3
-
-    def __post_init__(self):
-        if self.scale not in SCALES:
-            raise BsrnError(f"scale must be one of {SCALES}, not {self.scale}")
-        self.check_binarization()
-        for field, allowed in (("long_range", LONG_RANGE_MODES), ("upsampler", UPSAMPLERS),
-                               ("image_skip", IMAGE_SKIPS)):
-            if getattr(self, field) not in allowed:
-                raise BsrnError(f"{field} must be one of {allowed}, not {getattr(self, field)!r}")
-        if self.channels < 1 or self.hpb_blocks < 1 or self.lb_per_hpb < 1:
-            raise BsrnError("channels, hpb_blocks and lb_per_hpb must be positive")
-
-
-
-PRESETS: dict[str, dict] = {
-    # The paper's network as we read it: BAM everywhere, EDSR-style upsampler.
-    "paper": {},
-    # What we ship: BAM plus the two largest later-work gains, and a light upsampler so the
-    # float tail does not dominate CPU time (DESIGN.md section 5).
-    "fast": {"upsampler": "light", "fp_skip": True, "rprelu": True, "image_skip": "bicubic",
-             "long_range": "hpb"},
-}
-
-
-def preset_config(preset: str, scale: int, **overrides) -> BSRNConfig:
-    if preset not in PRESETS:
-        raise BsrnError(f"unknown preset {preset!r}; known: {', '.join(PRESETS)}")
-    try:
-        return BSRNConfig(scale=scale, **{**PRESETS[preset], **overrides})
-    except TypeError as exc:
-        raise BsrnError(f"bsrn configuration: {exc}") from exc
-
+from bsrn_cli.networks.configs import (  # noqa: F401 (re-exported: the configuration is part of the network's face)
+    IMAGE_SKIPS, LB_KERNEL_SIZES, LONG_RANGE_MODES, PRESETS, SCALES, UPSAMPLERS, BSRNConfig, preset_config)
 
 class LBBlock(BinaryBlock):
     """One binary 3x3 conv and two binary 1x1 convs with short-range accumulation (blocks.py)."""
@@ -135,10 +78,7 @@ class BSRN(nn.Module):
 
     def receptive_radius(self) -> int:
         """LR pixels of context each output pixel depends on, per side (for tile overlap)."""
-        n_lr_convs = 1 + len(self.body) + (1 if self.body_conv is not None else 0)
-        tail = 1 if self.config.upsampler == "light" else len(self.upsampler) // 2 + 1
-        skip = 2 if self.config.image_skip == "bicubic" else 0
-        return max(n_lr_convs + tail, skip)
+        return self.config.receptive_radius()
 
     def forward(self, x: torch.Tensor, kernels: list[list[torch.Tensor]] | None = None) -> torch.Tensor:
         """``kernels``: effective binary kernels computed once for repeated inference calls."""

@@ -89,7 +89,7 @@ def match_kernel(w: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return F.adaptive_avg_pool2d(w, like.shape[-2:])
 
 
-ACCUMULATION_MODES = ("learned", "ones", "none")
+from bsrn_cli.networks.configs import ACCUMULATION_MODES  # noqa: E402
 
 
 class WeightAccumulator(nn.Module):

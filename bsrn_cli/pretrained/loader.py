@@ -11,9 +11,8 @@ from pathlib import Path
 
 from bsrn_cli.errors import BsrnError
 from bsrn_cli.pretrained import hub
-from bsrn_cli.networks.bsrn import BSRN
 from bsrn_cli.pretrained.registry import PretrainedModel, default_model_name, get_entry
-from bsrn_cli.pretrained.weights import load_weights
+from bsrn_cli.pretrained.weights import Weights, open_weights
 
 
 def resolve_entry(entry: PretrainedModel) -> tuple[Path, str]:
@@ -35,20 +34,20 @@ def looks_like_path(spec: str) -> bool:
     return Path(spec).suffix != "" or "/" in spec or Path(spec).exists()
 
 
-def load_model(spec: str | None, scale: int | None = None) -> tuple[BSRN, dict, str]:
-    """(model in eval mode, metadata, where it came from). Checks the scale if one is asked."""
+def load_model(spec: str | None, scale: int | None = None) -> tuple[Weights, dict, str]:
+    """(the weights read, without torch; metadata; where they came from). Checks the scale if one
+    is asked. ``Weights.network()`` builds the torch module."""
     if spec is None:
         if scale is None:
             raise BsrnError("give a scale (-s) or a model (--model)")
         spec = default_model_name(scale)
     if looks_like_path(spec):
-        path = Path(spec)
-        model, meta = load_weights(path)
-        source = str(path)
+        model = open_weights(spec)
+        source = str(Path(spec))
     else:
         path, _ = resolve_entry(get_entry(spec))
-        model, meta = load_weights(path)
+        model = open_weights(path)
         source = spec
     if scale is not None and model.scale != scale:
         raise BsrnError(f"{spec}: model is x{model.scale}, but -s {scale} was asked")
-    return model, meta, source
+    return model, model.meta, source

@@ -2,6 +2,10 @@
 
 Metadata (under the safetensors header key ``bsrn``): architecture, config, scale, and what
 trained the weights (data, steps, device, minutes) and how good they are (Set5 PSNR...).
+
+Reading a file (:func:`open_weights`) needs numpy only, so the packed backend runs without
+torch; building the torch network from it (:meth:`Weights.network`, :func:`load_weights`) and
+saving import torch when called.
 """
 
 from __future__ import annotations
@@ -11,20 +15,24 @@ import json
 import os
 from pathlib import Path
 
-import torch
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
 from bsrn_cli.errors import BsrnError
 from bsrn_cli.io.atomic import atomic_write
-from bsrn_cli.networks.backbones import VDSR, SRResNet, SRResNetConfig, VDSRConfig
-from bsrn_cli.networks.bsrn import BSRN, BSRNConfig
+from bsrn_cli.networks.configs import BSRNConfig, SRResNetConfig, VDSRConfig
+
+if TYPE_CHECKING:
+    import torch
 
 FORMAT_NAME = "bsrn-weights"
 FORMAT_VERSION = 1
 METADATA_KEY = "bsrn"
 PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".tar"}
-ARCHITECTURES = {"bsrn": (BSRN, BSRNConfig), "vdsr": (VDSR, VDSRConfig), "srresnet": (SRResNet, SRResNetConfig)}
+ARCHITECTURES = {"bsrn": BSRNConfig, "vdsr": VDSRConfig, "srresnet": SRResNetConfig}
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -54,25 +62,27 @@ def refuse_pickle(path: Path) -> None:
             "repository to .safetensors plus bsrn metadata (docs/weights.md)")
 
 
-def model_metadata(model: BSRN, **extra) -> dict:
+def model_metadata(model, **extra) -> dict:
     return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "architecture": model.architecture,
             "scale": model.scale, "method": model.config.method_name, "config": model.config.to_dict(), **extra}
 
 
 def atomic_save_file(tensors: dict[str, torch.Tensor], path: str | os.PathLike, header: dict[str, str]) -> None:
     """Write a safetensors file so that a crash never leaves a half-written file at ``path``."""
+    from safetensors.torch import save_file
+
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=header))
 
 
-def save_weights(model: BSRN, path: str | os.PathLike, **metadata) -> dict:
+def save_weights(model, path: str | os.PathLike, **metadata) -> dict:
     meta = model_metadata(model, **metadata)
     atomic_save_file(model.state_dict(), path, {METADATA_KEY: json.dumps(meta, sort_keys=True)})
     return meta
 
 
-def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
-    """Tensors and metadata of a weights file; one-line errors for anything else."""
+def read_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
+    """Tensors (numpy) and metadata of a weights file; one-line errors for anything else."""
     path = Path(path)
     if path.is_dir():
         raise BsrnError(f"{path}: is a folder, not a weights file")
@@ -80,10 +90,10 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         raise BsrnError(f"{path}: no such weights file")
     refuse_pickle(path)
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="numpy") as f:
             header = f.metadata() or {}
             tensors = {name: f.get_tensor(name) for name in f.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
+    except (SafetensorError, OSError, ValueError, TypeError) as exc:
         raise BsrnError(f"{path}: not a readable safetensors file ({exc})") from exc
     if METADATA_KEY not in header:
         raise BsrnError(f"{path}: safetensors file without bsrn metadata (architecture and config unknown)")
@@ -91,25 +101,94 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         meta = json.loads(header[METADATA_KEY])
     except json.JSONDecodeError as exc:
         raise BsrnError(f"{path}: bsrn metadata is not valid JSON ({exc})") from exc
-    if meta.get("format") != FORMAT_NAME or meta.get("architecture") not in ARCHITECTURES:
-        raise BsrnError(f"{path}: unsupported weights format or architecture {meta.get('architecture')!r}")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME or meta.get("architecture") not in ARCHITECTURES:
+        architecture = meta.get("architecture") if isinstance(meta, dict) else None
+        raise BsrnError(f"{path}: unsupported weights format or architecture {architecture!r}")
     return tensors, meta
 
 
-def build_model(meta: dict) -> BSRN:
-    model_class, config_class = ARCHITECTURES[meta["architecture"]]
-    return model_class(config_class.from_dict(meta["config"]))
+def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """Tensors (torch) and metadata of a weights file; one-line errors for anything else."""
+    import torch
+
+    tensors, meta = read_arrays(path)
+    return {name: torch.from_numpy(array) for name, array in tensors.items()}, meta
 
 
-def load_weights(path: str | os.PathLike) -> tuple[BSRN, dict]:
-    """A ready model (eval mode, CPU) and its metadata."""
-    tensors, meta = read_weights(path)
+def config_from(meta: dict, path: str | os.PathLike | None = None):
+    """The network configuration the metadata describes (a one-line error naming the file if it is wrong)."""
+    config = meta.get("config")
+    if not isinstance(config, dict):
+        raise BsrnError(f"{path}: bsrn metadata has no configuration")
+    try:
+        return ARCHITECTURES[meta["architecture"]].from_dict(config)
+    except BsrnError as exc:
+        raise BsrnError(f"{path}: {exc}") from exc
+    except (TypeError, ValueError) as exc:
+        raise BsrnError(f"{path}: bad configuration in its metadata ({exc})") from exc
+
+
+@dataclass
+class Weights:
+    """A weights file as read, without torch: what backends are made from.
+
+    ``config``, ``architecture``, ``scale`` and ``receptive_radius()`` are all a backend needs to
+    decide whether it runs the model and how to tile; :meth:`network` builds the torch module."""
+
+    path: Path
+    tensors: dict[str, np.ndarray]
+    meta: dict
+    config: object
+    _network: object = field(default=None, repr=False)
+
+    @property
+    def architecture(self) -> str:
+        return self.meta["architecture"]
+
+    @property
+    def scale(self) -> int:
+        return self.config.scale
+
+    def receptive_radius(self) -> int:
+        return self.config.receptive_radius()
+
+    def network(self):
+        """The torch module with these weights, in eval mode on the CPU (built once)."""
+        if self._network is None:
+            self._network = _loaded_network(self.path, self.meta, self.tensors)
+        return self._network
+
+
+def open_weights(path: str | os.PathLike) -> Weights:
+    """A weights file read and its configuration checked, without torch."""
+    tensors, meta = read_arrays(path)
+    return Weights(Path(path), tensors, meta, config_from(meta, path))
+
+
+def build_model(meta: dict):
+    """A fresh torch network of the architecture and configuration in ``meta``."""
+    from bsrn_cli.networks.backbones import VDSR, SRResNet
+    from bsrn_cli.networks.bsrn import BSRN
+
+    model_class = {"bsrn": BSRN, "vdsr": VDSR, "srresnet": SRResNet}[meta["architecture"]]
+    return model_class(ARCHITECTURES[meta["architecture"]].from_dict(meta["config"]))
+
+
+def _loaded_network(path, meta: dict, arrays: dict[str, np.ndarray]):
+    import torch
+
     model = build_model(meta)
     try:
-        missing, unexpected = model.load_state_dict(tensors, strict=False)
+        missing, unexpected = model.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()}, strict=False)
     except RuntimeError as exc:
         raise BsrnError(f"{path}: tensor shapes do not match the configuration in its metadata") from exc
     if missing or unexpected:
         raise BsrnError(f"{path}: tensors do not match the configuration "
                         f"(missing {len(missing)}, unexpected {len(unexpected)})")
-    return model.eval(), meta
+    return model.eval()
+
+
+def load_weights(path: str | os.PathLike):
+    """A ready torch model (eval mode, CPU) and its metadata."""
+    weights = open_weights(path)
+    return weights.network(), weights.meta

@@ -86,12 +86,14 @@ def test_float_conv_matches_torch_and_a_crop_gives_identical_pixels(dispatch_pat
     """The C float 3x3 conv of the head and tail: equal to torch's within float rounding, and
     bit-identical on the interior of any crop (the arithmetic never depends on the position)."""
     from bsrn_cli.backends.packed_backend import FloatConv
+    from bsrn_cli.backends.packed_export import FloatConvWeights
+
     torch.manual_seed(cin * 100 + cout)
     conv = torch.nn.Conv2d(cin, cout, 3, padding=1)
     maps = torch.randn(1, cin, 11, 14)
     with torch.no_grad():
         expected = conv(maps)[0].permute(1, 2, 0).numpy()
-    layer = FloatConv(conv)
+    layer = FloatConv(FloatConvWeights(conv.weight.detach().numpy(), conv.bias.detach().numpy()))
     hwc = np.ascontiguousarray(maps[0].permute(1, 2, 0).numpy())
     whole = layer(hwc, np.empty((11, 14, cout), np.float32), None, 1)
     assert np.allclose(whole, expected, atol=1e-5)
