@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    model = load_model("bsrn-fast-x4")[0].eval()
+    model = load_model("bsrn-fast-x4")[0].network()
     net = PackedBSRN(model, threads=args.threads)
     h, w, s = args.height, args.width, model.scale
     rng = np.random.default_rng(0)

@@ -32,6 +32,26 @@ def check_scale(scale: int | None, command: str = "upscale") -> None:
         raise UsageProblem("-s/--scale", f"unsupported scale {scale}: choose 2, 3 or 4", f"see bsrn {command} --help")
 
 
+DEVICES = ("auto", "cpu", "cuda")
+BACKENDS = ("auto", "packed", "torch")
+
+
+def check_run_options(device: str, backend: str, threads: int, tile: int, overlap: int | None = None) -> None:
+    """The options every command that runs a network shares, checked before anything heavy is imported."""
+    if device not in DEVICES:
+        raise UsageProblem("--device", f"{device!r} is not cpu, cuda or auto", "see --help")
+    if backend not in BACKENDS:
+        raise UsageProblem("--backend", f"unknown backend {backend!r}", f"choose {', '.join(BACKENDS)}")
+    if backend == "packed" and device == "cuda":
+        raise UsageProblem("--backend", "packed runs on the CPU only", "use --backend torch for CUDA")
+    if threads < 0:
+        raise UsageProblem("--threads", "must be 0 (all cores) or positive", "see --help")
+    if tile < 0:
+        raise UsageProblem("--tile", "must be 0 (no tiling) or a positive number of input pixels", "see --help")
+    if overlap is not None and overlap < 0:
+        raise UsageProblem("--tile-overlap", "must not be negative", "see --help")
+
+
 ScaleOption = Annotated[int | None, typer.Option("--scale", "-s", help="Upscaling factor: 2, 3 or 4.")]
 ModelOption = Annotated[str | None, typer.Option(
     "--model", "-m", help="Registered model name (see `bsrn models list`) or a .safetensors path.")]

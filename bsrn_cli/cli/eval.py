@@ -6,13 +6,12 @@ import json
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 from rich.table import Table
 
 from bsrn_cli.cli.common import (BackendOption, DeviceOption, ModelOption, ScaleOption, ThreadsOption, TileOption,
-                                 check_scale, console)
-from bsrn_cli.errors import BsrnError, UsageProblem
+                                 check_run_options, check_scale, console)
+from bsrn_cli.errors import UsageProblem
 
 
 def _upscaler(model: str | None, scale: int, backend: str, device: str, tile: int, threads: int):
@@ -45,13 +44,16 @@ def eval_command(
 ) -> None:
     """Evaluate a model (or --model bicubic) on data sets: Y-PSNR/SSIM, s-pixel border crop.
 
-    Example: bsrn eval ../shared/data/Set5 ../shared/data/Set14 -s 4
+    Example: bsrn eval data/Set5 data/Set14 -s 4
     """
+    import numpy as np
+
     from bsrn_cli.evaluation import load_pairs, score_image
     from bsrn_cli.io.images import save_image_array
     from bsrn_cli.published import published_rows
 
     check_scale(scale, "eval")
+    check_run_options(device, backend, threads, tile)
     if scale is None:
         raise UsageProblem("-s/--scale", "missing", "give -s 2, 3 or 4 (or --model FILE)")
     upscale, model_name = _upscaler(model, scale, backend, device, tile, threads)

@@ -21,7 +21,8 @@ def _resolve(spec: str):
     match = PRESET_SPEC.match(spec)
     if match and match["preset"] in PRESETS:
         return BSRN(preset_config(match["preset"], int(match["scale"]))), {}, f"preset {spec} (untrained)"
-    return load_model(spec)
+    weights, meta, source = load_model(spec)
+    return weights.network(), meta, source
 
 
 def info_command(

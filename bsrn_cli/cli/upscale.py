@@ -13,11 +13,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from bsrn_cli.backends.memory import DEFAULT_MAX_MEMORY, choose_tile, format_size, parse_size, physical_memory
-from bsrn_cli.cli.common import (BackendOption, DeviceOption, ModelOption, ThreadsOption, TileOption, console,
-                                 err_console, report_error)
+from bsrn_cli.cli.common import (BackendOption, DeviceOption, ModelOption, ThreadsOption, TileOption,
+                                 check_run_options, console, err_console, report_error)
 from bsrn_cli.errors import BsrnError, UsageProblem
-from bsrn_cli.io.images import FORMAT_SUFFIXES, IMAGE_SUFFIXES, output_format
-from bsrn_cli.io.video import VIDEO_SUFFIXES
+from bsrn_cli.io.formats import CODECS, FORMAT_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, output_format
 
 DEFAULT_SCALE = 4
 MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
@@ -176,8 +175,6 @@ def _check_options(quality: int, fmt: str | None, alpha: str, suffix: str | None
 
 
 def _check_video_options(codec: str | None, crf: int | None) -> None:
-    from bsrn_cli.io.video import CODECS
-
     if codec is not None and codec not in CODECS:
         raise UsageProblem("--codec", f"{codec!r} is not a video codec: choose {', '.join(CODECS)}")
     if crf is not None and not 0 <= crf <= 51:
@@ -377,9 +374,6 @@ def upscale_command(
       bsrn upscale -i photo.jpg -s 3.5        Real-ESRGAN style: x4, then resized to x3.5
       bsrn upscale clip.mp4 -s 2              clip_x2.mp4: H.264, with the audio
     """
-    from bsrn_cli.backends import make_upscaler
-    from bsrn_cli.pretrained.loader import load_model
-
     inputs = [*(inputs or []), *(more_inputs or [])]
     if not inputs:
         raise UsageProblem("INPUTS", "missing: give image files, video files or folders (or -i FILE)")
@@ -389,7 +383,11 @@ def upscale_command(
     check_output(inputs, output, folder)
     _check_options(quality, fmt, alpha, suffix, output)
     _check_video_options(codec, crf)
+    check_run_options(device, backend, threads, tile, tile_overlap)
     budget = _budget(max_memory)
+    from bsrn_cli.backends import make_upscaler  # heavy imports only once the options are known good
+    from bsrn_cli.pretrained.loader import load_model
+
     scale = factor if isinstance(factor, int) else None  # --model FILE: a fraction takes the file's scale
     if factor is not None and scale is None and model is None:
         scale = model_scale_for(factor)

@@ -22,11 +22,8 @@ from PIL import Image, UnidentifiedImageError
 
 from bsrn_cli.errors import BsrnError
 from bsrn_cli.io.atomic import atomic_write
+from bsrn_cli.io.formats import FORMAT_SUFFIXES, IMAGE_SUFFIXES, OUTPUT_FORMATS, output_format  # noqa: F401
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".tga", ".ppm", ".pgm"}
-OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF",
-                  ".tiff": "TIFF", ".bmp": "BMP"}
-FORMAT_SUFFIXES = {"png": ".png", "jpg": ".jpg", "webp": ".webp", "tiff": ".tif"}  # --format
 # Refuse images whose decoded size would exhaust memory (Pillow's bomb check, made an error).
 MAX_PIXELS = 16384 * 16384
 ORIENTATION = 0x0112
@@ -211,14 +208,6 @@ def read_image_array(path: str | os.PathLike) -> np.ndarray:
     loaded = load_image(path)
     rgb = to_eight_bit(loaded.rgb)
     return rgb[..., 0].copy() if loaded.grayscale else rgb
-
-
-def output_format(path: Path) -> str:
-    fmt = OUTPUT_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise BsrnError(f"{path}: unsupported output format {path.suffix!r}; use one of "
-                        f"{', '.join(sorted(OUTPUT_FORMATS))}")
-    return fmt
 
 
 def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:

@@ -23,13 +23,9 @@ import numpy as np
 
 from bsrn_cli.errors import BsrnError
 from bsrn_cli.io.atomic import atomic_write
+from bsrn_cli.io.formats import CODECS, VIDEO_SUFFIXES  # noqa: F401 (the video side's names)
 from bsrn_cli.io.images import check_input_file
 
-VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".avi", ".webm"}
-# --codec: ffmpeg encoder, default --crf (about the same visual quality), extra arguments.
-CODECS = {"h264": ("libx264", 18, ("-preset", "medium")),
-          "hevc": ("libx265", 22, ("-preset", "medium", "-x265-params", "log-level=error")),
-          "vp9": ("libvpx-vp9", 31, ("-b:v", "0", "-row-mt", "1"))}
 CONTAINER_CODECS = {".mp4": ("h264", "hevc", "vp9"), ".mkv": ("h264", "hevc", "vp9"), ".mov": ("h264", "hevc"),
                     ".avi": ("h264",), ".webm": ("vp9",)}
 # What refused audio is re-encoded to, and subtitles converted to (None: the container holds none).
