@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import pickle
 import warnings
 from pathlib import Path
 from typing import Annotated, Optional
@@ -15,6 +14,7 @@ from bsrn_cli.errors import BsrnError, UsageProblem
 
 NESTED_KEYS = ("state_dict", "model", "params", "params_ema", "net")
 HINT = "see bsrn convert --help"
+WEIGHTS_ONLY_ERROR = "WeightsUnpickler error:"  # what torch's message says before the reason
 
 
 def _load_checkpoint(path: Path):
@@ -25,17 +25,17 @@ def _load_checkpoint(path: Path):
         with warnings.catch_warnings():  # torch's notes on pickle protocols are not for the user
             warnings.simplefilter("ignore")
             return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if str(exc).startswith("Weights only load failed"):
-            raise BsrnError(f"{path}: holds objects other than tensors and plain containers; "
-                            "refusing to unpickle them") from exc
-        raise BsrnError(f"{path}: not a PyTorch checkpoint ({_first_line(exc)})") from exc
     except Exception as exc:  # torch.load fails in many ways on a file that is no checkpoint
-        raise BsrnError(f"{path}: not a PyTorch checkpoint ({type(exc).__name__}: {_first_line(exc)})") from exc
+        raise BsrnError(f"{path}: not a checkpoint that torch.load(weights_only=True) accepts ({_reason(exc)})") \
+            from exc
 
 
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().split("\n")[0] or "empty"
+def _reason(exc: Exception) -> str:
+    """Why torch.load failed, in one line: the weights-only unpickler's reason without its advice."""
+    text = str(exc).strip()
+    if WEIGHTS_ONLY_ERROR in text:
+        return text.partition(WEIGHTS_ONLY_ERROR)[2].strip().split("\n")[0].split(". ")[0]
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
 
 def _state_dict(checkpoint, key: str | None, path: Path) -> dict:

@@ -58,15 +58,18 @@ def test_help_says_it_unpickles_and_shows_an_example():
     assert "Example: bsrn convert model.pth -o model.safetensors -s 4" in result.stdout
 
 
-@pytest.mark.parametrize("case", ["missing", "not a checkpoint", "output exists"])
-def test_refusals_are_one_line_naming_the_file_and_write_nothing(tmp_path, checkpoint, case):
+@pytest.mark.parametrize("case, problem", [("missing", "no such checkpoint file"),
+                                           ("not a checkpoint", "not a checkpoint that torch.load"),
+                                           ("empty", "not a checkpoint that torch.load"),
+                                           ("output exists", "exists (use --overwrite)")])
+def test_refusals_are_one_line_naming_the_file_and_write_nothing(tmp_path, checkpoint, case, problem):
     out = tmp_path / "out.safetensors"
     source, named = checkpoint, checkpoint
     if case == "missing":
         source = named = tmp_path / "missing.pth"
-    elif case == "not a checkpoint":
+    elif case in ("not a checkpoint", "empty"):
         source = named = tmp_path / "notes.pth"
-        source.write_text("not a checkpoint\n")
+        source.write_text("not a checkpoint\n" if case == "not a checkpoint" else "")
     else:
         out.write_bytes(b"keep me")
         named = out
@@ -74,7 +77,7 @@ def test_refusals_are_one_line_naming_the_file_and_write_nothing(tmp_path, check
     result = bsrn("convert", source, "-o", out, *TINY)
     assert result.returncode == 1
     [line] = _error_lines(result.stderr)
-    assert line.startswith(f"error: {named}: ")
+    assert line.startswith(f"error: {named}: {problem}")
     assert sorted(tmp_path.iterdir()) == before  # no output, no temporary file
     if case == "output exists":
         assert out.read_bytes() == b"keep me"
@@ -107,12 +110,13 @@ class _Payload:
 def test_code_in_a_pickle_is_refused_not_run(tmp_path):
     marker = tmp_path / "ran"
     evil = tmp_path / "evil.pth"
-    evil.write_bytes(pickle.dumps({"state_dict": _Payload(marker)}))
+    evil.write_bytes(pickle.dumps({"state_dict": _Payload(marker)}, protocol=2))  # torch.save's protocol
     result = bsrn("convert", evil, "-o", tmp_path / "out.safetensors", *TINY)
+    assert not marker.exists() and not (tmp_path / "out.safetensors").exists()
     assert result.returncode == 1
     [line] = _error_lines(result.stderr)
-    assert line == f"error: {evil}: holds objects other than tensors and plain containers; refusing to unpickle them"
-    assert not marker.exists() and not (tmp_path / "out.safetensors").exists()
+    assert line == (f"error: {evil}: not a checkpoint that torch.load(weights_only=True) accepts "
+                    "(Unsupported global: GLOBAL exec was not an allowed global by default)")
 
 
 def test_tensors_that_do_not_fit_the_configuration_write_nothing(tmp_path, checkpoint):
