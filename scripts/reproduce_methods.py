@@ -6,7 +6,7 @@ JSON record and the markdown table of docs/reproduction.md. Runs that finished a
 interrupted ones resumed (rerun the same command).
 
     python scripts/reproduce_methods.py --data data/train --sets ../shared/data \
-        --runs runs/repro --json docs/reproduction-results.json --table docs/reproduction-table.md
+        --runs runs/repro --json results/bench/reproduction-results.json --table docs/reproduction-table.md
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--data", nargs="+", default=["data/train"])
     parser.add_argument("--sets", default="../shared/data", help="folder holding Set5/ and Set14/")
     parser.add_argument("--runs", default="runs/repro")
-    parser.add_argument("--json", default="docs/reproduction-results.json")
+    parser.add_argument("--json", default="results/bench/reproduction-results.json")
     parser.add_argument("--table", default="docs/reproduction-table.md")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--scale", type=int, default=4)

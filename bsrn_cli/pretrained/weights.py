@@ -56,10 +56,11 @@ def _looks_like_pickle(path: Path) -> bool:
 
 def refuse_pickle(path: Path) -> None:
     if path.suffix.lower() in PICKLE_SUFFIXES or (path.is_file() and _looks_like_pickle(path)):
+        converted = path.with_suffix(".safetensors")
         raise BsrnError(
             f"{path}: refusing to load a pickle/torch checkpoint (loading one can run arbitrary code); "
-            "if you trust its source, convert it once with scripts/convert_checkpoint.py from the bsrn "
-            "repository to .safetensors plus bsrn metadata (docs/weights.md)")
+            f"if you trust its source, convert it once with `bsrn convert {path} -o {converted} -s SCALE` "
+            "(see bsrn convert --help)")
 
 
 def model_metadata(model, **extra) -> dict:

@@ -107,7 +107,7 @@ def test_pickle_checkpoint_path_is_refused_with_how_to_convert(monkeypatch, caps
     status, _, err = run_cli(monkeypatch, capsys, "upscale", image, "--model", evil)
     assert status == 1
     [line] = error_lines(err)
-    assert "refusing to load a pickle" in line and "scripts/convert_checkpoint.py" in line
+    assert "refusing to load a pickle" in line and f"bsrn convert {evil} -o {tmp_path / 'model.safetensors'}" in line
 
 
 def test_download_list_and_verify_a_model_from_the_hub(monkeypatch, capsys, tmp_path, fake_hub, temporary_entry):
@@ -229,31 +229,6 @@ def test_download_in_a_fresh_process_goes_through_hf_endpoint(tmp_path, fake_hub
                               env_update={**env, "HF_HUB_OFFLINE": "1"})
     assert offline.returncode == 1 and len(error_lines(offline.stderr)) == 1
     assert "offline mode" in offline.stderr and "bundled copy stays in use" in offline.stderr
-
-
-def test_convert_checkpoint_script_turns_a_trusted_state_dict_into_weights(tmp_path):
-    import torch
-
-    model = tiny_model(2)
-    checkpoint = tmp_path / "trusted.pth"
-    torch.save({"state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, checkpoint)
-    out = tmp_path / "converted.safetensors"
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / "convert_checkpoint.py"), checkpoint, out,
-                             "--scale", "2", "--config", json.dumps({"channels": 8, "hpb_blocks": 1})],
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
-    from bsrn_cli.pretrained.weights import load_weights
-
-    loaded, meta = load_weights(out)
-    assert meta["converted_from"]["file"] == "trusted.pth"
-    x = torch.rand(1, 3, 6, 6)
-    with torch.no_grad():
-        assert torch.equal(loaded(x), model(x))
-    wrong = subprocess.run([sys.executable, str(REPO / "scripts" / "convert_checkpoint.py"), checkpoint,
-                            tmp_path / "wrong.safetensors", "--scale", "2"], capture_output=True, text=True,
-                           timeout=600)
-    assert wrong.returncode != 0 and "do not fit" in wrong.stderr
-    assert not (tmp_path / "wrong.safetensors").exists()
 
 
 def test_registry_entries_match_their_bundled_files():
