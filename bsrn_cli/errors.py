@@ -11,3 +11,17 @@ class UsageProblem(BsrnError):
     def __init__(self, option: str, problem: str, hint: str = "see bsrn upscale --help"):
         super().__init__(f"{option}: {problem}; {hint}")
         self.option, self.problem, self.hint = option, problem, hint
+
+
+TORCH_EXTRA = "pip install 'bsrn[torch]'"
+
+
+def require_torch(what: str) -> None:
+    """A one-line error, with the install command, when PyTorch is missing and ``what`` needs it.
+
+    The packed CPU backend runs without torch; the torch backend (CUDA, the float reference,
+    backbones other than BSRN+BAM), training, export, convert, bench and info need it."""
+    try:
+        import torch  # noqa: F401 (what needs it imports it next anyway)
+    except ImportError:
+        raise BsrnError(f"{what} needs PyTorch, which is not installed: {TORCH_EXTRA}") from None

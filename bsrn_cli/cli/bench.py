@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from bsrn_cli.cli.common import ModelOption, console, err_console
-from bsrn_cli.errors import BsrnError, UsageProblem
+from bsrn_cli.errors import BsrnError, UsageProblem, require_torch
 from bsrn_cli.system import cpu_name
 
 
@@ -258,6 +258,7 @@ def bench_command(
 
     Example: bsrn bench -s 4 --threads 2 --rounds 5 --peers --plot front.png
     """
+    require_torch("bsrn bench (it times the PyTorch float network against the packed one)")
     import torch
 
     from bsrn_cli.backends import bitpack

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from bsrn_cli.cli.common import check_scale, console
-from bsrn_cli.errors import BsrnError, UsageProblem
+from bsrn_cli.errors import BsrnError, UsageProblem, require_torch
 
 NESTED_KEYS = ("state_dict", "model", "params", "params_ema", "net")
 HINT = "see bsrn convert --help"
@@ -96,6 +96,7 @@ def convert_command(
 
     Example: bsrn convert model.pth -o model.safetensors -s 4 --preset fast --config '{"channels": 48}'
     """
+    require_torch("bsrn convert")
     from bsrn_cli.networks.bsrn import BSRN, preset_config
     from bsrn_cli.pretrained.weights import save_weights
 

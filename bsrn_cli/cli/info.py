@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from bsrn_cli.cli.common import console
-from bsrn_cli.errors import BsrnError, UsageProblem
+from bsrn_cli.errors import UsageProblem, require_torch
 
 PRESET_SPEC = re.compile(r"^(?P<preset>[a-z]+)-x(?P<scale>[234])$")
 
@@ -36,7 +36,6 @@ def info_command(
 
     Examples: bsrn info | bsrn info bsrn-fast-x4 | bsrn info paper-x4 --width 320 --height 180
     """
-    from bsrn_cli.networks.complexity import count
     from bsrn_cli.pretrained.registry import list_models
 
     if model is None:
@@ -47,6 +46,9 @@ def info_command(
         return
     if width < 1 or height < 1:
         raise UsageProblem("--width/--height", "must be positive", "see bsrn info --help")
+    require_torch(f"bsrn info {model}")
+    from bsrn_cli.networks.complexity import count
+
     net, meta, source = _resolve(model)
     c = count(net, (width, height))
     lines = [f"model: {model} ({source})", f"scale: x{net.scale}",

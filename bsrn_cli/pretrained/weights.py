@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from safetensors import SafetensorError, safe_open
 
-from bsrn_cli.errors import BsrnError
+from bsrn_cli.errors import BsrnError, require_torch
 from bsrn_cli.io.atomic import atomic_write
 from bsrn_cli.networks.configs import BSRNConfig, SRResNetConfig, VDSRConfig
 
@@ -156,6 +156,7 @@ class Weights:
     def network(self):
         """The torch module with these weights, in eval mode on the CPU (built once)."""
         if self._network is None:
+            require_torch("the torch backend")
             self._network = _loaded_network(self.path, self.meta, self.tensors)
         return self._network
 
