@@ -44,14 +44,17 @@ def peak(dtype: np.dtype) -> int:
 
 def to_float(pixels: np.ndarray) -> np.ndarray:
     """uint8 or uint16 (h, w, 3) -> float32 in [0, 1], C-contiguous."""
-    return pixels.astype(np.float32) / np.float32(peak(pixels.dtype))
+    values = pixels.astype(np.float32)
+    values /= np.float32(peak(pixels.dtype))
+    return values
 
 
 def to_pixels(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """float32 -> integers of ``dtype``: clipped to [0, 1], scaled to the peak and rounded half to
     even, all in float32 (the same arithmetic, bit for bit, as torch's clamp, mul and round)."""
-    scaled = np.clip(values, np.float32(0), np.float32(1)) * np.float32(peak(dtype))
-    return np.rint(scaled).astype(dtype)
+    scaled = np.clip(values, np.float32(0), np.float32(1))
+    scaled *= np.float32(peak(dtype))
+    return np.rint(scaled, out=scaled).astype(dtype)
 
 
 def _tile_starts(length: int, tile: int) -> list[int]:
