@@ -246,8 +246,8 @@ def make_progress(quiet: bool) -> Progress:
 
 
 class Runner:
-    """Runs the jobs with one upscaler (made with ``notes.append`` as its ``on_retry``: the notes
-    printed after each job); with ``outscale``, each result is then resized to
+    """Runs the jobs with one upscaler; ``notes`` (where the upscaler's ``on_retry`` writes) are
+    printed after each job. With ``outscale``, each result is then resized to
     round(w * outscale) x round(h * outscale)."""
 
     def __init__(self, upscaler, notes: list[str], alpha: str, quality: int, overwrite: bool,

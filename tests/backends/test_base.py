@@ -48,7 +48,8 @@ def test_pixel_conversion_is_bit_identical_to_torch(dtype, peak):
     assert to_pixels(np.array([[[0.5 / peak, 1.5 / peak, 2.5 / peak]]], np.float32), dtype).tolist() == [[[0, 2, 2]]]
     pixels = np.random.default_rng(1).integers(0, peak + 1, (50, 40, 3)).astype(dtype)
     pixels[0, :3] = [[0, 0, 0], [peak, peak, peak], [1, peak - 1, peak // 2]]
-    np.testing.assert_array_equal(to_float(pixels), torch.from_numpy(pixels.astype(np.int32)).float().div_(peak).numpy())
+    expected = torch.from_numpy(pixels.astype(np.int32)).float().div_(peak).numpy()
+    np.testing.assert_array_equal(to_float(pixels), expected)
 
 
 def test_tiles_cover_the_image_and_report_progress():

@@ -94,7 +94,8 @@ def test_an_allocation_that_always_fails_is_one_error_naming_the_input():
     upscaler = _CpuAllocationFails(bicubic_model(2), limit=0, tile=0)
     with pytest.raises(BsrnError) as caught:
         upscaler.upscale(_image(32, 24), name="in/a.png")
-    assert str(caught.value) == "in/a.png: out of memory even with tiles of 16 pixels; lower --max-memory or free memory"
+    assert str(caught.value) == ("in/a.png: out of memory even with tiles of 16 pixels; "
+                                 "lower --max-memory or free memory")
 
 
 def test_what_counts_as_out_of_memory_on_the_torch_backend():
