@@ -24,7 +24,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bsrn_cli.backends.memory import choose_tile, parse_size, tile_bytes  # noqa: E402
+from bsrn_cli.backends import make_upscaler  # noqa: E402
+from bsrn_cli.backends.memory import parse_size, tile_bytes  # noqa: E402
 from bsrn_cli.backends.torch_backend import TorchUpscaler  # noqa: E402
 from bsrn_cli.pretrained.weights import load_weights  # noqa: E402
 
@@ -42,17 +43,10 @@ def main() -> None:
     channels, overlap = model.config.channels, model.receptive_radius()
     image = np.random.default_rng(0).integers(0, 256, (args.size, args.size, 3), dtype=np.uint8)
     cuda = args.device == "cuda"
-    if args.backend == "packed":
-        from bsrn_cli.backends.packed_backend import PackedUpscaler
-
-        upscaler = PackedUpscaler(model, tile=0, threads=torch.get_num_threads())
-    else:
-        upscaler = TorchUpscaler(model, args.device, tile=0)
-    upscaler.upscale(image[:32, :32])  # warm up: kernels, allocator, buffers
     for budget_text in args.budget:
         budget = parse_size(budget_text)
-        tile = choose_tile(channels, args.scale, args.size, args.size, budget, 0, overlap)
-        upscaler.tile = tile
+        upscaler = make_upscaler(model, args.backend, args.device, tile=0, max_memory=budget)
+        upscaler.upscale(image[:32, :32])  # warm up: kernels, allocator, buffers
         if cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -66,6 +60,7 @@ def main() -> None:
             peak = torch.cuda.max_memory_allocated() - base
         else:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base - out.nbytes
+        tile = upscaler.tile
         print(json.dumps({"device": torch.cuda.get_device_name() if cuda else "cpu", "backend": args.backend,
                           "size": args.size, "scale": args.scale, "budget": budget, "tile": tile,
                           "estimate": tile_bytes(channels, args.scale, args.size, args.size, tile, overlap),
@@ -78,8 +73,7 @@ def main() -> None:
         total = torch.cuda.get_device_properties(0).total_memory
         torch.cuda.set_per_process_memory_fraction((2 * 2**30 + torch.cuda.memory_allocated()) / total)
         retries: list[str] = []
-        upscaler.on_retry = retries.append
-        upscaler.tile = 0
+        upscaler = TorchUpscaler(model, args.device, tile=0, on_retry=retries.append)
         out = upscaler.upscale(small)
         final = upscaler.tile
         reference = TorchUpscaler(model, args.device, tile=final).upscale(small)

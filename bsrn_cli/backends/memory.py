@@ -15,6 +15,7 @@ import re
 from bsrn_cli.errors import BsrnError
 
 DEFAULT_MAX_MEMORY = "2G"
+DEFAULT_TILE = 256
 WORK_MAPS = 20
 IMAGE_MAPS = 20
 MIN_TILE = 16

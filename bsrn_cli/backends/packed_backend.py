@@ -14,16 +14,15 @@ shuffle and the other skips are element-wise numpy.
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
 import numpy as np
 
 from bsrn_cli.backends import bitpack
+from bsrn_cli.backends.base import Upscaler, model_options
 from bsrn_cli.backends.packed_export import BSRNExport, FloatConvWeights, export_bsrn
-from bsrn_cli.backends.torch_backend import TiledUpscaler
 from bsrn_cli.errors import BsrnError
+from bsrn_cli.system import cpu_cores
 
 
 def to_pixels(maps) -> np.ndarray:
@@ -127,7 +126,6 @@ class PackedBSRN:
         self.cubic_phases = _cubic_phases(self.scale)  # the bicubic image skip's offsets and weights
         self.upsampler = [FloatConv(step) if isinstance(step, FloatConvWeights) else step
                           for step in export.upsampler]  # FloatConv or a pixel-shuffle factor, in order
-        self.timings: dict[str, float] | None = None  # per layer type, when profiling
         self._buffers: dict[tuple, np.ndarray] = {}
 
     def _buffer(self, kind: str, shape: tuple, dtype) -> np.ndarray:
@@ -141,15 +139,6 @@ class PackedBSRN:
         if key not in self._buffers or self._buffers[key].size < size:
             self._buffers[key] = np.empty(size, dtype=dtype)
         return self._buffers[key][:size].reshape(shape)
-
-    @contextmanager
-    def _timed(self, category: str):
-        if self.timings is None:
-            yield
-            return
-        start = time.perf_counter()
-        yield
-        self.timings[category] = self.timings.get(category, 0.0) + time.perf_counter() - start
 
     def run_blocks(self, first: int, count: int, inp: np.ndarray, out: np.ndarray, height: int, width: int) -> None:
         """Blocks [first, first + count) on the (pixels, C) map ``inp`` into ``out`` (may be ``inp``).
@@ -187,30 +176,25 @@ class PackedBSRN:
         """float32 (h, w, 3) in [0, 1] -> float32 (h*s, w*s, 3), unclamped: the model's forward in NHWC."""
         height, width = pixels.shape[:2]
         pixels = np.ascontiguousarray(pixels, dtype=np.float32)
-        with self._timed("float head"):
-            features = self._conv(self.head, pixels - np.float32(0.5), "head").reshape(height * width, -1)
-        body_start = time.perf_counter()
+        features = self._conv(self.head, pixels - np.float32(0.5), "head").reshape(height * width, -1)
         out = self._buffer("body", features.shape, np.float32)
         self.run_blocks(0, self.body.blocks, features, out, height, width)
-        if self.timings is not None:
-            self._profile_body(time.perf_counter() - body_start, height, width)
-        with self._timed("float tail (body conv, upsampler, image skip)"):
-            body = out.reshape(height, width, -1)
-            if self.body_conv is not None:
-                body = self._conv(self.body_conv, body, "body conv")
-            maps = body + features.reshape(height, width, -1)
-            for i, step in enumerate(self.upsampler):
-                maps = self._conv(step, maps, f"upsampler {i}") if isinstance(step, FloatConv) \
-                    else pixel_shuffle(maps, step)
-            skip = self.config.image_skip
-            if skip == "bicubic":
-                result = self._add_bicubic(pixels, maps)
-            else:
-                result = maps + np.float32(0.5)
-                if skip != "none":  # nearest: each input pixel repeated s x s times
-                    upscaled = np.repeat(np.repeat(pixels, self.scale, axis=0), self.scale, axis=1)
-                    result = (result + upscaled) - np.float32(0.5)
-            return result
+        body = out.reshape(height, width, -1)
+        if self.body_conv is not None:
+            body = self._conv(self.body_conv, body, "body conv")
+        maps = body + features.reshape(height, width, -1)
+        for i, step in enumerate(self.upsampler):
+            maps = self._conv(step, maps, f"upsampler {i}") if isinstance(step, FloatConv) \
+                else pixel_shuffle(maps, step)
+        skip = self.config.image_skip
+        if skip == "bicubic":
+            result = self._add_bicubic(pixels, maps)
+        else:
+            result = maps + np.float32(0.5)
+            if skip != "none":  # nearest: each input pixel repeated s x s times
+                upscaled = np.repeat(np.repeat(pixels, self.scale, axis=0), self.scale, axis=1)
+                result = (result + upscaled) - np.float32(0.5)
+        return result
 
     def _add_bicubic(self, pixels: np.ndarray, maps: np.ndarray) -> np.ndarray:
         """((maps + 0.5) + bicubic(pixels)) - 0.5, the model's output with its image skip, in C and in
@@ -222,39 +206,16 @@ class PackedBSRN:
                               pool=self.pool, threads=self.threads)
         return result
 
-    def _profile_body(self, seconds: float, height: int, width: int) -> None:
-        """Split the fused body's time: the binary convs timed alone (the same kernels and thread
-        count over maps of this size), the rest is the fused float work and glue."""
-        channels = self.body.channels
-        rng = np.random.default_rng(0)
-        words = bitpack.words_for(channels)
-        bits = rng.integers(0, 2**63, (height, width, words), dtype=np.uint64)
-        bits[..., -1] &= np.uint64((1 << (channels - 64 * (words - 1))) - 1 if channels % 64 else 2**64 - 1)
-        counts = np.empty((height, width, channels), dtype=np.int32)
-        pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
-        convs = {3: [], 1: []}
-        for conv in self.binary_convs:
-            convs[conv.kernel_size].append(conv)
-        spent = 0.0
-        for size, layers in ((3, convs[3]), (1, convs[1])):
-            start = time.perf_counter()
-            for conv in layers:
-                conv(bits, pool, self.threads, out=counts)
-            elapsed = time.perf_counter() - start
-            spent += elapsed
-            self.timings[f"binary {size}x{size} conv"] = self.timings.get(f"binary {size}x{size} conv", 0.0) + elapsed
-        if pool is not None:
-            pool.shutdown()
-        key = "fused float work in the body (BAM accumulation, signs, scale, RPReLU, skips, sync)"
-        self.timings[key] = self.timings.get(key, 0.0) + max(seconds - spent, 0.0)
 
+class PackedUpscaler(Upscaler):
+    """Tiled upscaling on the packed backend: the CPU only; ``threads`` 0 is one per core."""
 
-class PackedUpscaler(TiledUpscaler):
-    """Tiled upscaling on the packed backend (CPU only)."""
+    def __init__(self, model, device: str = "cpu", threads: int = 0, *, overlap: int | None = None,
+                 **options):
+        if device != "cpu":
+            raise BsrnError("the packed backend runs on the CPU only")
+        super().__init__(**model_options(model, overlap), **options)
+        self.network = PackedBSRN(model, threads or cpu_cores())
 
-    def __init__(self, model, tile: int = 256, overlap: int | None = None, threads: int = 1):
-        super().__init__(model, tile, overlap)
-        self.network = PackedBSRN(model, threads)
-
-    def _run(self, lr):
-        return self.network(lr)
+    def _run(self, tile: np.ndarray) -> np.ndarray:
+        return self.network.run_hwc(tile)

@@ -263,6 +263,7 @@ def bench_command(
 
     from bsrn_cli.backends import bitpack
     from bsrn_cli.backends.packed_backend import PackedBSRN, to_pixels
+    from bsrn_cli.backends.profile import profile_packed
     from bsrn_cli.pretrained.loader import load_model
     from bsrn_cli.networks.peers import MIN_SIDE, PEERS, build_peer, parameter_count
 
@@ -282,6 +283,7 @@ def bench_command(
     float_net = net.to(memory_format=torch.channels_last)
     x = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
     x_cl = x.contiguous(memory_format=torch.channels_last)
+    x_hwc = x_cl[0].permute(1, 2, 0).numpy()
     out_pixels = width * net.scale * height * net.scale
     with torch.no_grad():
         kernels_fp = net.binary_kernels()
@@ -316,10 +318,7 @@ def bench_command(
             breakdown = {}
             if layers:
                 say(f"profiling the packed layers, {tag}")
-                packed.timings = {}
-                packed(x)
-                breakdown = {k: round(v * 1000, 2) for k, v in packed.timings.items()}
-                packed.timings = None
+                breakdown = {k: round(v * 1000, 2) for k, v in profile_packed(packed, x_hwc).items()}
         medians = {name: statistics.median(v) for name, v in whole.items()}
         spreads = {**{name: spread(v) for name, v in whole.items()},
                    **{f"block {name}": spread(v) for name, v in block.items()}}

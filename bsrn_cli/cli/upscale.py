@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from bsrn_cli.backends.memory import DEFAULT_MAX_MEMORY, choose_tile, format_size, parse_size, physical_memory
+from bsrn_cli.backends.memory import DEFAULT_MAX_MEMORY, format_size, parse_size, physical_memory
 from bsrn_cli.cli.common import (BackendOption, DeviceOption, ModelOption, ThreadsOption, TileOption,
                                  check_run_options, console, err_console, report_error)
 from bsrn_cli.errors import BsrnError, UsageProblem
@@ -243,18 +243,17 @@ def make_progress(quiet: bool) -> Progress:
 
 
 class Runner:
-    """Runs the jobs with one upscaler, keeping each image's tile within the memory budget;
-    with ``outscale``, each result is then resized to round(w * outscale) x round(h * outscale)."""
+    """Runs the jobs with one upscaler; ``notes`` (where the upscaler's ``on_retry`` writes) are
+    printed after each job. With ``outscale``, each result is then resized to
+    round(w * outscale) x round(h * outscale)."""
 
-    def __init__(self, upscaler, net, budget: int, tile: int, alpha: str, quality: int, overwrite: bool,
+    def __init__(self, upscaler, notes: list[str], alpha: str, quality: int, overwrite: bool,
                  outscale: float | None = None, video: dict | None = None):
-        self.upscaler, self.budget, self.tile_cap = upscaler, budget, tile
-        self.channels, self.scale = net.config.channels, net.scale
+        self.upscaler, self.notes = upscaler, notes
+        self.scale = upscaler.scale
         self.alpha, self.quality, self.overwrite = alpha, quality, overwrite
         self.outscale = outscale
         self.video_options = video or {}  # codec, crf, audio for upscale_video
-        self.notes: list[str] = []
-        upscaler.on_retry = self.notes.append
 
     def resized(self, pixels, h: int, w: int):
         """The network's output for an h x w input, resized to the -s factor when it is a fraction."""
@@ -264,19 +263,10 @@ class Runner:
             return pixels
         return resize_exact(pixels, (exact_size(w, self.outscale), exact_size(h, self.outscale)))
 
-    def frame(self, pixels):
-        """One video frame, upscaled to the -s factor."""
+    def frame(self, pixels, source: Path):
+        """One frame of the video ``source``, upscaled to the -s factor."""
         h, w = pixels.shape[:2]
-        return self.resized(self.upscale(pixels), h, w)
-
-    def upscale(self, pixels):
-        h, w = pixels.shape[:2]
-        chosen = choose_tile(self.channels, self.scale, h, w, self.budget, self.tile_cap, self.upscaler.overlap)
-        self.upscaler.tile = chosen
-        result = self.upscaler.upscale(pixels)
-        if self.upscaler.tile != chosen:  # an out-of-memory retry: keep the smaller tile from now on
-            self.tile_cap = self.upscaler.tile
-        return result
+        return self.resized(self.upscaler.upscale(pixels, source), h, w)
 
     def check_room(self, job: Job, h: int, w: int, bytes_per_sample: int, channels: int) -> None:
         needed = h * self.scale * w * self.scale * channels * bytes_per_sample
@@ -285,7 +275,8 @@ class Runner:
             raise BsrnError(f"{job.source}: the {w * self.scale}x{h * self.scale} output needs {format_size(needed)}, "
                             f"more than this machine's {format_size(ram)} of memory")
 
-    def image(self, job: Job) -> None:
+    def image(self, job: Job, on_tile=None) -> None:
+        """One image; ``on_tile(done, total)`` hears about each finished tile."""
         import numpy as np
 
         from bsrn_cli.io.images import compose_output, load_image, save_output_atomic
@@ -293,10 +284,11 @@ class Runner:
         loaded = load_image(job.source)
         h, w = loaded.rgb.shape[:2]
         self.check_room(job, h, w, loaded.rgb.itemsize, 4 if loaded.alpha is not None else 3)
-        rgb = self.resized(self.upscale(loaded.rgb), h, w)
+        rgb = self.resized(self.upscaler.upscale(loaded.rgb, job.source, on_tile), h, w)
         alpha = None
         if loaded.alpha is not None and self.alpha == "model":
-            gray = self.resized(self.upscale(np.repeat(loaded.alpha[..., None], 3, axis=2)), h, w)
+            gray = self.upscaler.upscale(np.repeat(loaded.alpha[..., None], 3, axis=2), job.source, on_tile)
+            gray = self.resized(gray, h, w)
             alpha = np.rint(gray.astype(np.float32).mean(axis=2)).astype(loaded.alpha.dtype)
         save_output_atomic(compose_output(rgb, loaded, self.scale, alpha), job.target, quality=self.quality)
 
@@ -307,10 +299,11 @@ class Runner:
         task = progress.add_task(job.source.name, total=count or None)
         try:
             advance = lambda n: progress.update(task, completed=n)
+            frame = lambda pixels: self.frame(pixels, job.source)
             if frames_only:
-                result = write_frames(job.source, job.target, self.frame, self.overwrite, advance)
+                result = write_frames(job.source, job.target, frame, self.overwrite, advance)
             else:
-                result = upscale_video(job.source, job.target, self.frame, advance, **self.video_options)
+                result = upscale_video(job.source, job.target, frame, advance, **self.video_options)
         finally:
             progress.remove_task(task)
         if result.note:
@@ -403,9 +396,10 @@ def upscale_command(
                           f"then resized up (interpolated, no new detail)", markup=False)
     jobs, _ = plan_jobs(inputs, sources, output, Naming(factor if outscale else net.scale, suffix, fmt),
                         frames_only, folder)
-    upscaler = make_upscaler(net, backend, device, tile=tile, overlap=tile_overlap, threads=threads)
-    runner = Runner(upscaler, net, budget, tile, alpha, quality, overwrite, outscale,
-                    {"codec": codec, "crf": crf, "audio": audio})
+    notes: list[str] = []
+    upscaler = make_upscaler(net, backend, device, tile=tile, overlap=tile_overlap, threads=threads,
+                             max_memory=budget, on_retry=notes.append)
+    runner = Runner(upscaler, notes, alpha, quality, overwrite, outscale, {"codec": codec, "crf": crf, "audio": audio})
 
     input_paths = {job.source.resolve() for job in jobs}  # files dropped as earlier outputs are not inputs
     written: list[Path] = []
@@ -424,8 +418,7 @@ def upscale_command(
                     runner.video(job, progress, frames_only is not None)
                 else:
                     tiles = progress.add_task(job.source.name, total=None)
-                    upscaler.on_tile = lambda done, total: progress.update(tiles, completed=done, total=total)
-                    runner.image(job)
+                    runner.image(job, lambda done, total: progress.update(tiles, completed=done, total=total))
                 written.append(job.target)
             except Exception as exc:  # one bad file: one line, and the batch goes on
                 failed += 1
@@ -433,7 +426,6 @@ def upscale_command(
             finally:
                 if tiles is not None:
                     progress.remove_task(tiles)
-                    upscaler.on_tile = None
                 for note in runner.notes if not quiet else ():
                     err_console.print(f"note: {note}", markup=False)
                 runner.notes.clear()

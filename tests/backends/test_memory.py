@@ -2,13 +2,10 @@
 
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
 
+from bsrn_cli.backends.base import Upscaler
 from bsrn_cli.backends.memory import choose_tile, parse_size, tile_bytes
-from bsrn_cli.backends.torch_backend import TiledUpscaler
 from bsrn_cli.errors import BsrnError
-from tests.conftest import tiny_model
 
 GIB = 2**30
 
@@ -43,25 +40,24 @@ def test_small_images_run_whole_and_tiny_budgets_are_refused():
         choose_tile(48, 4, 8000, 8000, 2**20, 0, 43)
 
 
-class ScarceMemory(TiledUpscaler):
+class ScarceMemory(Upscaler):
     """Nearest-neighbour 'network' that runs out of memory on tiles over ``limit`` pixels a side."""
 
-    def __init__(self, limit: int, tile: int):
-        super().__init__(tiny_model(2), tile=tile, overlap=2)
+    def __init__(self, limit: int, tile: int, **options):
+        super().__init__(scale=2, overlap=2, channels=8, tile=tile, **options)
         self.limit, self.sides = limit, []
 
-    def _run(self, lr):
-        self.sides.append(max(lr.shape[2:]))
-        if max(lr.shape[2:]) > self.limit:
-            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return F.interpolate(lr, scale_factor=2, mode="nearest")
+    def _run(self, tile):
+        self.sides.append(max(tile.shape[:2]))
+        if max(tile.shape[:2]) > self.limit:
+            raise MemoryError
+        return tile.repeat(2, 0).repeat(2, 1)
 
 
 def test_out_of_memory_halves_the_tile_until_it_fits():
     image = np.random.default_rng(0).integers(0, 256, (70, 90, 3), dtype=np.uint8)
-    upscaler = ScarceMemory(limit=30, tile=0)
     retries = []
-    upscaler.on_retry = retries.append
+    upscaler = ScarceMemory(limit=30, tile=0, on_retry=retries.append)
     out = upscaler.upscale(image)
     np.testing.assert_array_equal(out, image.repeat(2, 0).repeat(2, 1))
     assert upscaler.tile == 22  # 90 -> 45 -> 22: 22 + 2 * 2 overlap fits in 30
@@ -79,3 +75,15 @@ def test_sixteen_bit_pixels_go_through_in_float():
     out = ScarceMemory(limit=100, tile=8).upscale(image)
     assert out.dtype == np.uint16
     np.testing.assert_array_equal(out, image.repeat(2, 0).repeat(2, 1))
+
+
+def test_each_image_gets_the_largest_tile_the_budget_allows():
+    """With max_memory the tile is chosen per image by choose_tile, up to the one asked for."""
+    budget = tile_bytes(8, 2, 100, 100, 40, 2)
+    upscaler = ScarceMemory(limit=1000, tile=64, max_memory=budget)
+    upscaler.upscale(np.zeros((100, 100, 3), np.uint8))
+    assert upscaler.tile == choose_tile(8, 2, 100, 100, budget, 64, 2) == 40
+    upscaler.upscale(np.zeros((30, 30, 3), np.uint8))  # fits whole: the tile asked for
+    assert upscaler.tile == 64
+    with pytest.raises(BsrnError, match="--max-memory .* is too small"):
+        ScarceMemory(limit=1000, tile=64, max_memory=1000).upscale(np.zeros((100, 100, 3), np.uint8))

@@ -1,11 +1,13 @@
 import numpy as np
 import pytest
+import torch
 
 from bsrn_cli.backends.torch_backend import TorchUpscaler
 from bsrn_cli.errors import BsrnError
 from bsrn_cli.pretrained.loader import load_model
 from bsrn_cli.pretrained.registry import default_model_name
 from tests.conftest import tiny_model
+from tests.media import bicubic_model
 
 
 def _image(h, w, seed=0):
@@ -56,3 +58,50 @@ def test_too_small_overlap_shows_seams():
 def test_negative_tile_is_rejected():
     with pytest.raises(BsrnError):
         TorchUpscaler(tiny_model(2), tile=-1)
+
+
+ALLOCATION_FAILED = ("DefaultCPUAllocator: can't allocate memory: you tried to allocate 123456789 bytes. "
+                     "Error code 12 (Cannot allocate memory)")
+
+
+class _CpuAllocationFails(TorchUpscaler):
+    """Fails as torch's CPU allocator does on tiles (with their overlap) over ``limit`` pixels a side."""
+
+    def __init__(self, model, limit: int, **options):
+        super().__init__(model, **options)
+        self.limit, self.sides = limit, []
+
+    def _run(self, tile):
+        self.sides.append(max(tile.shape[:2]))
+        if self.sides[-1] > self.limit:
+            raise RuntimeError(ALLOCATION_FAILED)
+        return super()._run(tile)
+
+
+def test_a_failed_cpu_allocation_halves_the_tile_and_the_pixels_stay_the_same():
+    model = bicubic_model(2)  # exactly bicubic: tiled == untiled on the torch backend too
+    overlap = model.receptive_radius()
+    image = _image(60, 50)
+    retries = []
+    upscaler = _CpuAllocationFails(model, limit=30 + 2 * overlap, tile=0, on_retry=retries.append)
+    out = upscaler.upscale(image)
+    assert retries == ["out of memory with tiles of 60 pixels; retrying with 30"] and upscaler.tile == 30
+    assert upscaler.sides[0] == 60 and max(upscaler.sides[1:]) <= 30 + 2 * overlap
+    np.testing.assert_array_equal(out, TorchUpscaler(model, tile=0).upscale(image))
+
+
+def test_an_allocation_that_always_fails_is_one_error_naming_the_input():
+    upscaler = _CpuAllocationFails(bicubic_model(2), limit=0, tile=0)
+    with pytest.raises(BsrnError) as caught:
+        upscaler.upscale(_image(32, 24), name="in/a.png")
+    assert str(caught.value) == ("in/a.png: out of memory even with tiles of 16 pixels; "
+                                 "lower --max-memory or free memory")
+
+
+def test_what_counts_as_out_of_memory_on_the_torch_backend():
+    upscaler = TorchUpscaler(tiny_model(2))
+    assert upscaler.is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert upscaler.is_out_of_memory(RuntimeError(ALLOCATION_FAILED))
+    assert upscaler.is_out_of_memory(RuntimeError("DefaultCPUAllocator: not enough memory: you tried to allocate 8"))
+    assert upscaler.is_out_of_memory(MemoryError())
+    assert not upscaler.is_out_of_memory(RuntimeError("Given groups=1, weight of size [8, 3, 3, 3], expected input"))

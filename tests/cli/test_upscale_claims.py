@@ -13,9 +13,10 @@ import pytest
 from PIL import Image
 
 from bsrn_cli import cli
+from bsrn_cli.backends.base import Upscaler
 from bsrn_cli.backends.packed_backend import PackedUpscaler
 from bsrn_cli.cli import upscale as upscale_module
-from bsrn_cli.cli.upscale import Runner
+from bsrn_cli.cli.upscale import Job, Runner
 from tests.cli.test_upscale import _error_lines, bsrn, tiny_weights  # noqa: F401 (fixture)
 from tests.conftest import tiny_model, write_image
 
@@ -94,7 +95,7 @@ def test_an_output_larger_than_memory_is_refused_before_any_work(tmp_path, tiny_
     small = _run_main(monkeypatch, capsys, "upscale", image, "--model", tiny_weights, "-o", tmp_path / "ok.png")
     assert small[0] == 0, small
     monkeypatch.setattr(upscale_module, "physical_memory", lambda: 10_000)
-    monkeypatch.setattr(Runner, "upscale", never)
+    monkeypatch.setattr(Upscaler, "upscale", never)
     code, out, err = _run_main(monkeypatch, capsys, "upscale", image, "--model", tiny_weights, "-o",
                                tmp_path / "big.png")
     assert code == 1
@@ -106,32 +107,66 @@ def test_an_output_larger_than_memory_is_refused_before_any_work(tmp_path, tiny_
 class _FailsOnLargeTiles(PackedUpscaler):
     """Raises MemoryError for any tile (with its overlap) larger than ``limit`` input pixels."""
 
-    def __init__(self, model, limit):
-        super().__init__(model, tile=0)
+    def __init__(self, model, limit, **options):
+        super().__init__(model, **options)
         self.limit, self.sizes = limit, []
 
-    def _run(self, lr):
-        self.sizes.append(max(lr.shape[-2:]))
+    def _run(self, tile):
+        self.sizes.append(max(tile.shape[:2]))
         if self.sizes[-1] > self.limit:
             raise MemoryError
-        return super()._run(lr)
+        return super()._run(tile)
 
 
-def test_after_an_out_of_memory_retry_later_images_keep_the_smaller_tile():
+def test_after_an_out_of_memory_retry_later_images_keep_the_smaller_tile(tmp_path):
     model = tiny_model(2)
     overlap = model.receptive_radius()
-    upscaler = _FailsOnLargeTiles(model, limit=30 + 2 * overlap)
-    runner = Runner(upscaler, model, budget=2 ** 30, tile=64, alpha="bicubic", quality=95, overwrite=False)
+    notes = []
+    upscaler = _FailsOnLargeTiles(model, limit=30 + 2 * overlap, tile=64, max_memory=2 ** 30, on_retry=notes.append)
+    runner = Runner(upscaler, notes, alpha="bicubic", quality=95, overwrite=False)
     rng = np.random.default_rng(0)
     first, second = (rng.integers(0, 256, (60, 60, 3), dtype=np.uint8) for _ in range(2))
-    got = runner.upscale(first)
+    for name, pixels in (("first.png", first), ("second.png", second)):
+        Image.fromarray(pixels).save(tmp_path / name)
+    runner.image(Job(tmp_path / "first.png", tmp_path / "first_x2.png"))
     assert runner.notes == ["out of memory with tiles of 60 pixels; retrying with 30"]
-    assert runner.tile_cap == 30
-    assert np.array_equal(got, PackedUpscaler(model, tile=0).upscale(first))  # the retried image is complete
+    assert upscaler.tile == 30
+    whole = PackedUpscaler(model, tile=0)
+    assert np.array_equal(_read(tmp_path / "first_x2.png"), whole.upscale(first))  # the retried image is complete
     upscaler.sizes.clear()
     runner.notes.clear()
-    assert np.array_equal(runner.upscale(second), PackedUpscaler(model, tile=0).upscale(second))
+    runner.image(Job(tmp_path / "second.png", tmp_path / "second_x2.png"))
+    assert np.array_equal(_read(tmp_path / "second_x2.png"), whole.upscale(second))
     assert runner.notes == [] and max(upscaler.sizes) <= 30 + 2 * overlap  # no new failed attempt
+
+
+def _read(path):
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def test_running_out_of_memory_even_with_the_smallest_tile_names_the_file(tmp_path, tiny_weights, monkeypatch,
+                                                                          capsys):
+    """Through the CLI: one error line naming the input (then the note of the retry before), the
+    batch goes on, exit status 1."""
+    image = write_image(tmp_path / "a.png", size=(40, 30))
+    other = write_image(tmp_path / "b.png", size=(8, 6), seed=1)
+    run = PackedUpscaler._run
+
+    def fails_above_8_pixels(self, tile):  # every tile of a.png, even at the smallest size; b.png runs whole
+        if max(tile.shape[:2]) > 8:
+            raise MemoryError
+        return run(self, tile)
+
+    monkeypatch.setattr(PackedUpscaler, "_run", fails_above_8_pixels)
+    code, out, err = _run_main(monkeypatch, capsys, "upscale", image, other, "--model", tiny_weights,
+                               "--backend", "packed", "-o", tmp_path / "out")
+    assert code == 1
+    assert err.splitlines() == [f"error: {image}: out of memory even with tiles of 20 pixels; "
+                                "lower --max-memory or free memory",
+                                "note: out of memory with tiles of 40 pixels; retrying with 20"]
+    assert "done 1, skipped 0, failed 1" in out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["b_x2.png"]
 
 
 def test_exif_pixel_sizes_are_updated_to_the_output_size(tmp_path, tiny_weights):

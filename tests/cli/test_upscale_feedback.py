@@ -8,7 +8,11 @@ import re
 import subprocess
 import sys
 
+from rich.progress import Progress
+
+from bsrn_cli.cli import upscale as upscale_module
 from tests.cli.test_upscale import bsrn, tiny_weights  # noqa: F401 (fixture)
+from tests.cli.test_upscale_claims import _run_main
 from tests.conftest import write_image
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
@@ -69,3 +73,21 @@ def test_quiet_drops_the_summary_and_notes_but_not_errors(tmp_path, tiny_weights
     failed = bsrn("upscale", tmp_path / "bad.png", "--model", tiny_weights, "--quiet")
     assert failed.returncode == 1 and failed.stdout == ""
     assert failed.stderr.startswith(f"error: {tmp_path / 'bad.png'}: ") and failed.stderr.count("\n") == 1
+
+
+def test_each_finished_tile_moves_the_image_bar(tmp_path, tiny_weights, monkeypatch, capsys):
+    """In process: the image's bar hears about every tile, with the image's tile count as total."""
+    updates = []
+
+    class Recording(Progress):
+        def update(self, task_id, **fields):
+            if "total" in fields:  # the tile bar (the images bar only advances)
+                name = next(task.description for task in self.tasks if task.id == task_id)
+                updates.append((name, fields["completed"], fields["total"]))
+            super().update(task_id, **fields)
+
+    monkeypatch.setattr(upscale_module, "make_progress", lambda quiet: Recording(disable=True))
+    image = write_image(tmp_path / "a.png", size=(40, 30))
+    code, _, err = _run_main(monkeypatch, capsys, "upscale", image, "--model", tiny_weights, "--tile", "16")
+    assert code == 0, err
+    assert updates == [("a.png", done, 6) for done in range(1, 7)]  # 2 rows x 3 columns of 16-pixel tiles

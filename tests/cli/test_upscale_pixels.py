@@ -29,6 +29,7 @@ from bsrn_cli.backends import make_upscaler
 from bsrn_cli.backends.packed_backend import PackedBSRN
 from bsrn_cli.pretrained.loader import load_model
 from bsrn_cli.pretrained.weights import save_weights
+from bsrn_cli.system import cpu_cores
 from tests.cli.test_upscale import bsrn
 from tests.conftest import tiny_model
 from tests.reference import bicubic_resize, luma601
@@ -357,15 +358,10 @@ def test_threads_do_not_change_the_pixels(tiled):
 
 
 def test_threads_reach_the_packed_network(setup):
-    """make_upscaler(..., threads=n) gives the packed network n threads (it also sets torch's
-    thread count, restored afterwards)."""
-    before = torch.get_num_threads()
-    try:
-        for threads in (1, 2):
-            upscaler = make_upscaler(setup["model"], "packed", "cpu", threads=threads)
-            assert upscaler.network.threads == threads
-    finally:
-        torch.set_num_threads(before)
+    """make_upscaler(..., threads=n) gives the packed network n threads; 0, one per core."""
+    for threads in (1, 2):
+        assert make_upscaler(setup["model"], "packed", "cpu", threads=threads).network.threads == threads
+    assert make_upscaler(setup["model"], "packed", "cpu").network.threads == cpu_cores()
 
 
 def test_default_scale_is_four_with_the_shipped_model(tmp_path, monkeypatch):

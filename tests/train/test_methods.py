@@ -125,15 +125,17 @@ def test_parameter_counts_of_the_full_size_backbones():
 
 
 def test_packed_backend_takes_only_what_it_can_run():
-    from bsrn_cli.backends import packed_unsupported, resolve_backend
+    from bsrn_cli.backends import get_backend, resolve_backend
 
-    cpu = torch.device("cpu")
+    def packed_unsupported(model):
+        return get_backend("packed").supports(model.architecture, model.config)
+
     assert packed_unsupported(tiny("bsrn", "bam")) is None
     assert "vdsr" in packed_unsupported(tiny("vdsr", "bam"))
     assert "dorefa" in packed_unsupported(tiny("bsrn", "dorefa"))
-    assert resolve_backend("auto", cpu, tiny("srresnet", "bnn")) == "torch"
-    with pytest.raises(BsrnError):
-        resolve_backend("packed", cpu, tiny("bsrn", "abc"))
+    assert resolve_backend("auto", "cpu", tiny("srresnet", "bnn"))[0].name == "torch"
+    with pytest.raises(BsrnError, match="^--backend packed does not run the abc method; use --backend torch$"):
+        resolve_backend("packed", "cpu", tiny("bsrn", "abc"))
 
 
 @pytest.mark.parametrize("backbone", zoo.BACKBONES)
