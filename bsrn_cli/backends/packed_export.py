@@ -117,17 +117,34 @@ def _spatial_mean(w: np.ndarray) -> np.ndarray:
     return (total / np.float32(kh) / np.float32(kw))[:, :, None, None]
 
 
-def effective_kernel(own: np.ndarray, terms: list[np.ndarray], a: np.ndarray) -> np.ndarray:
-    """BAM's kernel (eq. 3): binarize(standardise(sum a_i * match(W_i))) * E(|W_own|).
-
-    The standardisation divides each output channel by a positive number, so its sign is the
-    sign of the centred sum (binarize: x < 0 is -1, anything else +1)."""
+def _accumulated(own: np.ndarray, terms: list[np.ndarray], a: np.ndarray) -> np.ndarray:
+    """sum a_i * match(W_i), added in order from zero as the torch module does."""
     total = np.zeros_like(own)
     for weight, w in zip(a, terms):
         matched = w if w.shape == own.shape else _spatial_mean(w)  # a 3x3 filter into a 1x1 layer
         total = total + np.float32(weight) * matched
-    centred = total - _channel_mean(total)
-    return np.where(centred < 0, np.float32(-1.0), np.float32(1.0)) * _channel_mean(np.abs(own))
+    return total
+
+
+def effective_kernels(layers: list[tuple[np.ndarray, list[np.ndarray], np.ndarray]]) -> list[np.ndarray]:
+    """BAM's kernel (eq. 3), binarize(standardise(sum a_i * match(W_i))) * E(|W_own|), of each
+    (own filters, accumulated filters, a) in ``layers``.
+
+    The standardisation divides each output channel by a positive number, so its sign is the
+    sign of the centred sum (binarize: x < 0 is -1, anything else +1). Layers of one shape are
+    reduced together (one ordered sum over all their rows: a fast start-up)."""
+    kernels: list[np.ndarray] = [np.empty(0)] * len(layers)
+    shapes: dict[tuple, list[int]] = {}
+    for index, (own, _, _) in enumerate(layers):
+        shapes.setdefault(own.shape, []).append(index)
+    for shape, indices in shapes.items():
+        total = np.stack([_accumulated(*layers[i]) for i in indices])
+        own = np.stack([layers[i][0] for i in indices])
+        means = lambda w: _channel_mean(w.reshape((-1,) + shape[1:])).reshape(len(indices), shape[0], 1, 1, 1)
+        signs = np.where(total - means(total) < 0, np.float32(-1.0), np.float32(1.0))
+        for j, kernel in zip(indices, signs * means(np.abs(own))):
+            kernels[j] = kernel
+    return kernels
 
 
 @dataclass
@@ -198,7 +215,7 @@ def export_bsrn(tensors: dict[str, np.ndarray], config: BSRNConfig, origin: str 
     c = config.channels
     conv = lambda name, cin, cout: FloatConvWeights(t.get(f"{name}.weight", (cout, cin, 3, 3)),
                                                     t.get(f"{name}.bias", (cout,)))
-    layers: list[LayerExport] = []
+    specs, rest = [], []  # per layer: what its kernel is made of; the rest of what it runs
     earlier: list[np.ndarray] = []  # long-range 3x3 filters of the earlier blocks of this group
     weight_mode, act_mode = config.weight_accumulation, config.activation_accumulation
     for block in range(config.hpb_blocks * config.lb_per_hpb):
@@ -211,7 +228,7 @@ def export_bsrn(tensors: dict[str, np.ndarray], config: BSRNConfig, origin: str 
             n_weights = 1 if weight_mode == "none" else len(available)
             a = (t.get(f"{prefix}.weight_acc.{i}.a", (n_weights,)) if weight_mode == "learned"
                  else np.ones(n_weights, dtype=np.float32))
-            kernel = effective_kernel(own[i], available[-n_weights:], a)
+            specs.append((own[i], available[-n_weights:], a))
             gain = t.get(f"{prefix}.gains.{i}", (c,))
             n_terms = 1 if act_mode == "none" else i + 1
             norm = f"{prefix}.act_acc.{i}.norm"
@@ -224,9 +241,11 @@ def export_bsrn(tensors: dict[str, np.ndarray], config: BSRNConfig, origin: str 
             if config.rprelu:
                 r = f"{prefix}.rprelu.{i}"
                 rprelu = (t.get(f"{r}.shift_in", (c,)), t.get(f"{r}.prelu.weight", (c,)), t.get(f"{r}.shift_out", (c,)))
-            layers.append(LayerExport(kernel, (np.abs(kernel).reshape(c, -1).max(1) * gain).astype(np.float32),
-                                      sign, n_terms, learned, b, rprelu))
+            rest.append((gain, sign, n_terms, learned, b, rprelu))
         earlier.append(own[0])
+    layers = [LayerExport(kernel, (np.abs(kernel).reshape(c, -1).max(1) * gain).astype(np.float32),
+                          sign, n_terms, learned, b, rprelu)
+              for kernel, (gain, sign, n_terms, learned, b, rprelu) in zip(effective_kernels(specs), rest)]
     s, out = config.scale, config.in_channels
     if config.upsampler == "light":
         upsampler: list[FloatConvWeights | int] = [conv("upsampler.0", c, out * s * s), s]
