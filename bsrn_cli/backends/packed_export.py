@@ -141,8 +141,9 @@ def effective_kernels(layers: list[tuple[np.ndarray, list[np.ndarray], np.ndarra
         total = np.stack([_accumulated(*layers[i]) for i in indices])
         own = np.stack([layers[i][0] for i in indices])
         means = lambda w: _channel_mean(w.reshape((-1,) + shape[1:])).reshape(len(indices), shape[0], 1, 1, 1)
-        signs = np.where(total - means(total) < 0, np.float32(-1.0), np.float32(1.0))
-        for j, kernel in zip(indices, signs * means(np.abs(own))):
+        scale = means(np.abs(own))
+        # total - mean < 0 exactly where total < mean (IEEE subtraction is never 0 for a != b)
+        for j, kernel in zip(indices, np.where(total < means(total), -scale, scale)):
             kernels[j] = kernel
     return kernels
 
