@@ -258,6 +258,10 @@ def bench_command(
 
     Example: bsrn bench -s 4 --threads 2 --rounds 5 --peers --plot front.png
     """
+    if rounds < 1 or width < 1 or height < 1 or any(t < 1 for t in threads):
+        raise UsageProblem("--rounds/--width/--height/--threads", "must be positive", "see bsrn bench --help")
+    if plot is not None and not peers:
+        raise UsageProblem("--plot", "needs --peers (it plots our models against the peers)", "add --peers")
     require_torch("bsrn bench (it times the PyTorch float network against the packed one)")
     import torch
 
@@ -269,10 +273,6 @@ def bench_command(
 
     if not bitpack.available():
         raise BsrnError("the packed kernels are not built in this installation")
-    if rounds < 1 or width < 1 or height < 1 or any(t < 1 for t in threads):
-        raise UsageProblem("--rounds/--width/--height/--threads", "must be positive", "see bsrn bench --help")
-    if plot is not None and not peers:
-        raise UsageProblem("--plot", "needs --peers (it plots our models against the peers)", "add --peers")
     if peers and min(width, height) < MIN_SIDE:
         raise UsageProblem("--peers", f"needs an input of at least {MIN_SIDE}x{MIN_SIDE} (RLFN's attention pools 7x7)",
                            f"use --width and --height of {MIN_SIDE} or more")
