@@ -13,9 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from pathlib import Path
-
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
