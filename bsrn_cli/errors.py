@@ -13,10 +13,7 @@ class UsageProblem(BsrnError):
         self.option, self.problem, self.hint = option, problem, hint
 
 
-TORCH_EXTRA = "pip install 'bsrn[torch]'"
-
-
-def require_torch(what: str) -> None:
+def require_torch(what: str, extra: str = "torch") -> None:
     """A one-line error, with the install command, when PyTorch is missing and ``what`` needs it.
 
     The packed CPU backend runs without torch; the torch backend (CUDA, the float reference,
@@ -24,4 +21,4 @@ def require_torch(what: str) -> None:
     try:
         import torch  # noqa: F401 (what needs it imports it next anyway)
     except ImportError:
-        raise BsrnError(f"{what} needs PyTorch, which is not installed: {TORCH_EXTRA}") from None
+        raise BsrnError(f"{what} needs PyTorch, which is not installed: pip install 'bsrn[{extra}]'") from None

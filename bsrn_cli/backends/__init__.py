@@ -65,7 +65,10 @@ def _packed_supports(architecture: str, config) -> str | None:
 
 
 def _torch_installed() -> bool:
-    return find_spec("torch") is not None
+    try:
+        return find_spec("torch") is not None
+    except ValueError:  # a module entry without a spec: torch blocked in sys.modules
+        return False
 
 
 def _cuda_driver_present() -> bool:
@@ -94,7 +97,7 @@ REGISTRY: tuple[Backend, ...] = (
     Backend("packed", ("cpu",), "bsrn_cli.backends.packed_backend:PackedUpscaler", _kernels_built,
             "its C kernels built (pip install . builds them)", supports=_packed_supports),
     Backend("torch", ("cuda", "cpu"), "bsrn_cli.backends.torch_backend:TorchUpscaler", _torch_installed,
-            "PyTorch installed", has_device=_torch_has_device),
+            "PyTorch (pip install 'bsrn[torch]')", has_device=_torch_has_device),
 )
 
 

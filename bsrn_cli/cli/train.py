@@ -50,7 +50,7 @@ def train_command(
     bsrn train data/train --backbone vdsr --method abc --steps 300 -o runs/vdsr-abc;
     torchrun --nproc_per_node 2 -m bsrn_cli train ... (DistributedDataParallel).
     """
-    require_torch("bsrn train")
+    require_torch("bsrn train", "train")
     from bsrn_cli.train.config import make_config
     from bsrn_cli.train.loop import train
 
@@ -113,7 +113,7 @@ def export_command(
 
     Example: bsrn export runs/x4 -o my-x4.safetensors --from last
     """
-    require_torch("bsrn export")
+    require_torch("bsrn export", "train")
     from bsrn_cli.train.export import export_run
 
     meta = export_run(run, output, source=source, val=val, overwrite=overwrite)

@@ -55,3 +55,37 @@ def test_bad_options_are_refused_before_any_heavy_import(tiny_png, tmp_path, arg
         else message in errors[0], errors
     assert not modules & set(HEAVY), modules & set(HEAVY)
     assert not (tmp_path / "tiny_x4.png").exists()
+
+
+def run_without_torch(*args: str, cwd) -> subprocess.CompletedProcess:
+    """``bsrn ARGS`` in a process where ``import torch`` fails, as in an install without it."""
+    code = ("import sys; sys.modules['torch'] = None; sys.argv = ['bsrn', *sys.argv[1:]]; "
+            "from bsrn_cli.cli import main; main()")
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_without_torch_the_packed_upscale_writes_the_same_pixels(tiny_png, tmp_path):
+    blocked = run_without_torch("upscale", str(tiny_png), "-s", "2", "-o", str(tmp_path / "a.png"), cwd=tmp_path)
+    assert blocked.returncode == 0, blocked.stderr
+    normal = subprocess.run([sys.executable, "-m", "bsrn_cli", "upscale", str(tiny_png), "-s", "2", "-o",
+                             str(tmp_path / "b.png"), "--backend", "torch", "--device", "cpu"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert normal.returncode == 0, normal.stderr
+    packed, reference = (np.asarray(Image.open(tmp_path / name)).astype(float) for name in ("a.png", "b.png"))
+    assert packed.shape == (32, 32, 3)
+    assert 10 * np.log10(255**2 / max(np.mean((packed - reference) ** 2), 1e-12)) > 50  # the torch backend's image
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "data", "-s", "4"], "error: bsrn train needs PyTorch, which is not installed: pip install 'bsrn[train]'"),
+    (["bench", "--rounds", "1"], "error: bsrn bench (it times the PyTorch float network against the packed one) "
+                                 "needs PyTorch, which is not installed: pip install 'bsrn[torch]'"),
+    (["info", "bsrn-fast-x2"], "error: bsrn info bsrn-fast-x2 needs PyTorch, which is not installed: "
+                               "pip install 'bsrn[torch]'"),
+    (["upscale", "TINY", "--backend", "torch"], "error: --backend torch needs PyTorch (pip install 'bsrn[torch]')"),
+])
+def test_commands_that_need_torch_say_so_in_one_line_with_the_install_command(tiny_png, tmp_path, args, message):
+    run = run_without_torch(*[str(tiny_png) if a == "TINY" else a for a in args], cwd=tmp_path)
+    assert run.returncode == 1
+    assert run.stderr.strip().splitlines() == [message]
+    assert not (tmp_path / "tiny_x4.png").exists()
