@@ -16,6 +16,7 @@ from tests.cli.test_upscale_claims import _run_main
 from tests.conftest import write_image
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\r")
+COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # colour codes sit inside one line (between bar segments)
 
 
 def bsrn_in_terminal(*args) -> tuple[int, str]:
@@ -44,7 +45,7 @@ def test_a_single_image_shows_a_tile_bar_in_a_terminal_and_the_summary_names_the
     image = write_image(tmp_path / "big.png", size=(240, 160))
     status, shown = bsrn_in_terminal("upscale", image, "--tile", "32", "-o", tmp_path / "big_x4.png")
     assert status == 0, shown
-    text = ANSI.sub("\n", shown)
+    text = ANSI.sub("\n", COLOUR.sub("", shown))
     bars = re.findall(r"big\.png\s+\S*\s+(\d+)/40\s+(\d+\.\d)/s", text)  # 8 x 5 tiles of 32 pixels
     assert bars, shown
     assert f"done 1, skipped 0, failed 0: wrote {tmp_path / 'big_x4.png'}" in text
