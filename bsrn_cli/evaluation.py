@@ -22,12 +22,15 @@ class EvalPair:
 
 
 def load_pairs(dataset: str | Path, scale: int) -> list[EvalPair]:
-    """Pairs from ``DATASET/HR`` (+ ``LR_bicubic/X{s}`` when present) or a plain HR folder."""
+    """Pairs from ``DATASET/HR`` (+ ``LR_bicubic/X{s}`` when present, or ``LR/X{s}``, the
+    degraded LR that ``bsrn degrade`` writes) or a plain HR folder (LR made by MATLAB bicubic)."""
     dataset = Path(dataset)
     hr_dir = dataset / "HR" if (dataset / "HR").is_dir() else dataset
     if not hr_dir.is_dir():
         raise BsrnError(f"{dataset}: no such data set folder")
     lr_dir = dataset / "LR_bicubic" / f"X{scale}"
+    if not lr_dir.is_dir():
+        lr_dir = dataset / "LR" / f"X{scale}"
     paths = sorted(p for p in hr_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not paths:
         raise BsrnError(f"{hr_dir}: no HR images")

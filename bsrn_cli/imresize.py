@@ -7,6 +7,8 @@ rounded and clipped after each 1-D pass. This reproduces MATLAB's LR test files 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 
@@ -34,6 +36,19 @@ def _contributions(in_length: int, out_length: int, scale: float):
     indices = np.clip(indices, 1, in_length).astype(np.int64) - 1
     keep = np.any(weights != 0, axis=0)
     return indices[:, keep], weights[:, keep]
+
+
+@lru_cache(maxsize=64)
+def resize_matrix(in_length: int, out_length: int) -> np.ndarray:
+    """The same 1-D resampling as a dense float32 (out_length, in_length) matrix (borders
+    folded in): ``matrix @ rows`` resizes dimension 0 without rounding. For many small images
+    of one size (training patches) this is much faster than the gather of :func:`imresize`."""
+    indices, weights = _contributions(in_length, out_length, out_length / in_length)
+    matrix = np.zeros((out_length, in_length), np.float64)
+    np.add.at(matrix, (np.repeat(np.arange(out_length), indices.shape[1]), indices.ravel()), weights.ravel())
+    matrix = matrix.astype(np.float32)
+    matrix.flags.writeable = False
+    return matrix
 
 
 def _resize_axis(image: np.ndarray, axis: int, out_length: int, scale: float) -> np.ndarray:

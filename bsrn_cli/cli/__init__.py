@@ -46,6 +46,7 @@ def _root(
 def _register() -> None:
     from bsrn_cli.cli.bench import bench_command
     from bsrn_cli.cli.convert import convert_command
+    from bsrn_cli.cli.degrade import degrade_command
     from bsrn_cli.cli.eval import eval_command
     from bsrn_cli.cli.info import info_command
     from bsrn_cli.cli.models import models_app
@@ -58,6 +59,7 @@ def _register() -> None:
     app.command("train")(train_command)
     app.command("export")(export_command)
     app.command("convert")(convert_command)
+    app.command("degrade")(degrade_command)
     app.command("bench")(bench_command)
     app.add_typer(models_app, name="models")
 

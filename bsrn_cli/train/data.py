@@ -3,7 +3,9 @@
 Each HR image is modcropped and its LR made once with the protocol's MATLAB bicubic
 (:mod:`bsrn_cli.imresize`), so training sees exactly the degradation that evaluation uses.
 Patches are cut at aligned positions and augmented (flips, 90-degree rotations) on the
-device that trains, so a GPU is not starved by Python-side image work.
+device that trains, so a GPU is not starved by Python-side image work. With a random
+degradation (:mod:`bsrn_cli.degrade`, ``degradation = "real"``), each LR patch is made on the
+fly from its HR patch instead (blur, random downscaling kernel, noise, JPEG).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bsrn_cli.degrade import Degradation
 from bsrn_cli.errors import BsrnError
 from bsrn_cli.imresize import imresize, modcrop
 from bsrn_cli.io.images import IMAGE_SUFFIXES, read_image_rgb
@@ -61,13 +64,15 @@ class PatchSampler:
     training device in one copy and turned into floats there (NHWC, so channels_last for free).
     """
 
-    lr_images: list[np.ndarray]  # uint8, (h, w, 3)
+    lr_images: list[np.ndarray | None]  # uint8, (h, w, 3); None when LR is made on the fly
     hr_images: list[np.ndarray]  # uint8, (h*s, w*s, 3)
     scale: int
     names: list[str]
+    degradation: Degradation | None = None  # None: the fixed MATLAB-bicubic LR
 
     @classmethod
-    def from_paths(cls, paths: list[Path], scale: int, lr_patch: int, downscale_larger_than: int = 0) -> "PatchSampler":
+    def from_paths(cls, paths: list[Path], scale: int, lr_patch: int, downscale_larger_than: int = 0,
+                   degradation: Degradation | None = None) -> "PatchSampler":
         lrs, hrs, names = [], [], []
         for path in paths:
             hr = read_image_rgb(path)
@@ -75,6 +80,11 @@ class PatchSampler:
                 hr = imresize(hr, 0.5)
             hr = modcrop(hr, scale)
             if min(hr.shape[:2]) < lr_patch * scale:
+                continue
+            hrs.append(np.ascontiguousarray(hr))
+            names.append(path.name)
+            if degradation is not None:  # LR patches are made from HR patches as they are cut
+                lrs.append(None)
                 continue
             lr = None
             given = None if downscale_larger_than else div2k_lr_file(path, scale)
@@ -85,11 +95,9 @@ class PatchSampler:
             if lr is None:
                 lr = imresize(hr, 1 / scale)
             lrs.append(np.ascontiguousarray(lr))
-            hrs.append(np.ascontiguousarray(hr))
-            names.append(path.name)
-        if not lrs:
+        if not hrs:
             raise BsrnError(f"no training image is at least {lr_patch * scale} pixels on each side")
-        return cls(lrs, hrs, scale, names)
+        return cls(lrs, hrs, scale, names, degradation)
 
     def __len__(self) -> int:
         return len(self.lr_images)
@@ -103,11 +111,14 @@ class PatchSampler:
         transforms = rng.integers(8, size=batch)
         for i, (index, transform) in enumerate(zip(picks, transforms)):
             lr_img, hr_img = self.lr_images[index], self.hr_images[index]
-            h, w = lr_img.shape[:2]
+            h, w = hr_img.shape[0] // s, hr_img.shape[1] // s
             y = int(rng.integers(h - lr_patch + 1))
             x = int(rng.integers(w - lr_patch + 1))
-            lr_out[i] = _augment(lr_img[y:y + lr_patch, x:x + lr_patch], transform)
             hr_out[i] = _augment(hr_img[y * s:y * s + hp, x * s:x * s + hp], transform)
+            if self.degradation is None:
+                lr_out[i] = _augment(lr_img[y:y + lr_patch, x:x + lr_patch], transform)
+            else:
+                lr_out[i] = self.degradation(hr_out[i], s, rng)
         return lr_out, hr_out
 
     def sample(self, batch: int, lr_patch: int, rng: np.random.Generator,

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bsrn_cli.backends.torch_backend import tensor_to_uint8
+from bsrn_cli.degrade import Degradation
 from bsrn_cli.errors import BsrnError
 from bsrn_cli.evaluation import as_network_input, load_pairs, score
 from bsrn_cli.networks import zoo
@@ -77,6 +78,7 @@ class TrainConfig:
     time_budget: float = 0.0          # seconds; 0 = no limit
     init: str | None = None           # weights whose tensors of matching shape start the model
     downscale_larger_than: int = 0    # halve HR images larger than this before training
+    degradation: str | dict = "bicubic"  # LR: "bicubic" (the protocol's), "real" or a table (bsrn_cli/degrade.py)
     out: str = "runs/bsrn"
     resume: bool = False
 
@@ -88,6 +90,7 @@ class TrainConfig:
             raise BsrnError(f"schedule must be one of {SCHEDULES}, not {self.schedule!r}")
         if self.compile not in ("auto", "on", "off"):
             raise BsrnError(f"compile must be auto, on or off, not {self.compile!r}")
+        Degradation.from_config(self.degradation)  # names, types and ranges checked now
         if not 0.0 <= self.ema < 1.0:
             raise BsrnError(f"ema must be a decay in [0, 1), not {self.ema}")
         for name in ("steps", "batch", "lr_patch", "val_every", "log_every", "checkpoint_every", "halve_every"):
@@ -255,7 +258,9 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
     rng = np.random.default_rng([config.seed, rank])
 
     paths = find_images(config.data)
-    sampler = PatchSampler.from_paths(paths, config.scale, config.lr_patch, config.downscale_larger_than)
+    degradation = Degradation.from_config(config.degradation)
+    sampler = PatchSampler.from_paths(paths, config.scale, config.lr_patch, config.downscale_larger_than,
+                                      degradation)
     val_pairs = load_pairs(config.val_data, config.scale) if (config.val_data and main) else []
     model = config.build_model().to(device)
     if device.type == "cuda":
@@ -314,7 +319,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
                        "batch": config.batch * world, "lr_patch": config.lr_patch, "device": str(device.type),
                        "devices": world,
                        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                       "ema": config.ema, "init_from": state.get("init_from")}
+                       "ema": config.ema, "init_from": state.get("init_from"),
+                       "degradation": degradation.to_dict() if degradation else "bicubic"}
     val_name = Path(config.val_data).name if config.val_data else None
     eval_model = ema.model if ema else model
 
