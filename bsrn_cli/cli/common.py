@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from bsrn_cli.backends.memory import MIN_TILE
 from bsrn_cli.errors import BsrnError, UsageProblem
 
 console = Console()
@@ -48,6 +49,9 @@ def check_run_options(device: str, backend: str, threads: int, tile: int, overla
         raise UsageProblem("--threads", "must be 0 (all cores) or positive", "see --help")
     if tile < 0:
         raise UsageProblem("--tile", "must be 0 (no tiling) or a positive number of input pixels", "see --help")
+    if 0 < tile < MIN_TILE:
+        raise UsageProblem("--tile", f"{tile} is too small: tiles under {MIN_TILE} pixels spend most of their time "
+                                     "on the overlap around them", f"use 0 (no tiling) or {MIN_TILE} or more")
     if overlap is not None and overlap < 0:
         raise UsageProblem("--tile-overlap", "must not be negative", "see --help")
 

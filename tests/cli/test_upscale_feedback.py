@@ -53,7 +53,7 @@ def test_a_single_image_shows_a_tile_bar_in_a_terminal_and_the_summary_names_the
 
 def test_piped_runs_show_only_the_summary_naming_the_output(tmp_path, tiny_weights):
     image = write_image(tmp_path / "a.png", size=(40, 30))
-    one = bsrn("upscale", image, "--model", tiny_weights, "--tile", "8")
+    one = bsrn("upscale", image, "--model", tiny_weights, "--tile", "16")
     assert (one.returncode, one.stderr) == (0, "")
     assert one.stdout == f"done 1, skipped 0, failed 0: wrote {tmp_path / 'a_x2.png'}\n"
     write_image(tmp_path / "shots" / "b.png", size=(8, 6))

@@ -335,19 +335,19 @@ def tiled(setup):
     model = tiny_model(3, seed=3)
     weights = root / "tiny-x3.safetensors"
     save_weights(model, weights)
-    pixels = _random((24, 32, 3), 5)
+    pixels = _random((40, 56, 3), 5)
     Image.fromarray(pixels, "RGB").save(root / "a.png")
     runs = {"threads1": ["--threads", 1], "threads2": ["--threads", 2], "overlap0": ["--tile-overlap", 0]}
     for name, extra in runs.items():
-        _run(root / "a.png", "--model", weights, "--backend", "packed", "--tile", 6, *extra, "-o", root / f"{name}.png")
+        _run(root / "a.png", "--model", weights, "--backend", "packed", "--tile", 16, *extra, "-o", root / f"{name}.png")
     return {"model": model, "pixels": pixels, **{name: root / f"{name}.png" for name in runs}}
 
 
 def test_default_tile_overlap_is_seamless_and_zero_overlap_is_not(tiled):
-    """x3, `--tile 6`: with the default overlap (the receptive radius) the file is exactly the
+    """x3, `--tile 16`: with the default overlap (the receptive radius) the file is exactly the
     untiled packed model; with `--tile-overlap 0` the tile seams change pixels."""
     untiled = packed_reference(tiled["model"], tiled["pixels"])
-    assert untiled.shape == (72, 96, 3)
+    assert untiled.shape == (120, 168, 3)
     assert np.array_equal(_read_rgb(tiled["threads1"]), untiled)
     assert np.mean(_read_rgb(tiled["overlap0"]) != untiled) > 0.01
 

@@ -110,6 +110,8 @@ def test_o_with_a_trailing_separator_is_a_folder_even_with_an_image_suffix(tmp_p
     (["--threads", "-1"], "error: --threads: must be 0 (all cores) or positive; see --help"),
     (["--backend", "quantum"], "error: --backend: unknown backend 'quantum'; choose auto, packed, torch"),
     (["--tile", "-5"], "error: --tile: must be 0 (no tiling) or a positive number of input pixels; see --help"),
+    (["--tile", "1"], "error: --tile: 1 is too small: tiles under 16 pixels spend most of their time on the overlap "
+                      "around them; use 0 (no tiling) or 16 or more"),
 ])
 def test_backend_option_mistakes_are_usage_mistakes(tmp_path, tiny_weights, args, line):
     image = write_image(tmp_path / "a.png", size=(8, 8))
