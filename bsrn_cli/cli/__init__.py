@@ -11,6 +11,7 @@ import gc
 gc.set_threshold(50_000, 50, 50)
 
 import os  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
 from typing import Annotated  # noqa: E402
 
@@ -22,6 +23,7 @@ from bsrn_cli.cli.usage import click_errors, tidy_help, usage_line
 from bsrn_cli.errors import UsageProblem
 
 INTERRUPTED = 130  # exit status after Ctrl-C, as shells report SIGINT
+TERMINATED = 143  # exit status after SIGTERM (128 + 15)
 USAGE = 2  # exit status of a command-line mistake, as click and most tools use
 
 app = typer.Typer(name="bsrn", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -68,19 +70,35 @@ _register()
 tidy_help()
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it unwinds as after Ctrl-C: temporary
+    files are removed and the run's state (training) is saved."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    _on_sigterm.received = True
+    raise _Terminated
+
+
+_on_sigterm.received = False
+
+
 def main() -> None:
-    """Run the app; usage mistakes exit 2 with one line, runtime failures 1, Ctrl-C 130."""
+    """Run the app; usage mistakes exit 2 with one line, runtime failures 1, Ctrl-C 130, SIGTERM 143."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # training installs its own handler later
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         status = app(standalone_mode=False)
         if status == INTERRUPTED:  # Typer returns 130 for Ctrl-C (no command of ours exits so)
-            err_console.print("aborted")
+            err_console.print("terminated" if _on_sigterm.received else "aborted")
+            sys.exit(TERMINATED if _on_sigterm.received else INTERRUPTED)
         if isinstance(status, int) and status:
             sys.exit(status)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(INTERRUPTED)
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("terminated" if _on_sigterm.received else "aborted")
+        sys.exit(TERMINATED if _on_sigterm.received else INTERRUPTED)
     except click_errors.NoArgsIsHelpError:  # bare `bsrn` or `bsrn models`: the help was printed
         sys.exit(USAGE)
     except click_errors.UsageError as exc:

@@ -16,6 +16,7 @@ from bsrn_cli.backends.memory import DEFAULT_MAX_MEMORY, format_size, parse_size
 from bsrn_cli.cli.common import (BackendOption, DeviceOption, ModelOption, ThreadsOption, TileOption,
                                  check_run_options, console, err_console, report_error)
 from bsrn_cli.errors import BsrnError, UsageProblem
+from bsrn_cli.io.atomic import OutputExists, remove_stale_temporaries
 from bsrn_cli.io.formats import CODECS, FORMAT_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, output_format
 
 DEFAULT_SCALE = 4
@@ -55,14 +56,33 @@ class Naming:
         return f"{source.stem}{tail}{ext}"
 
 
+def resolved(path: Path) -> Path:
+    """``path.resolve()``, or the absolute path when it cannot be resolved (a symbolic link
+    loop, a name too long): such an entry then fails alone, when it is read."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(path))
+
+
 def _walk(folder: Path, recursive: bool, exclude: Path | None) -> tuple[list[Path], list[BsrnError]]:
+    """Media files under ``folder``; a folder that cannot be listed is one problem, not the end."""
     files, problems = [], []
-    for entry in sorted(folder.iterdir()):
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as exc:
+        return [], [BsrnError(f"{folder}: cannot list this folder ({exc.strerror or exc})")]
+    for entry in entries:
         if entry.name.startswith("."):
             continue
-        if entry.is_dir():
+        try:
+            is_folder = entry.is_dir()
+        except OSError as exc:  # is_dir() swallows most errors; the rest make this entry fail alone
+            problems.append(BsrnError(f"{entry}: cannot be read ({exc.strerror or exc})"))
+            continue
+        if is_folder:
             if recursive:
-                if not entry.is_symlink() and entry.resolve() != exclude:
+                if not entry.is_symlink() and resolved(entry) != exclude:
                     found, more = _walk(entry, recursive, exclude)
                     files += found
                     problems += more
@@ -111,7 +131,8 @@ def plan_jobs(inputs: list[Path], sources: list[Source], output: Path | None, na
             folder = output if as_folder else src.path.parent
         else:
             relative = src.path.parent.relative_to(src.root)
-            base = output if as_folder else src.root.resolve().parent / f"{src.root.resolve().name}_x{naming.scale:g}"
+            root = resolved(src.root)
+            base = output if as_folder else root.parent / f"{root.name}_x{naming.scale:g}"
             folder = base / relative
         return folder / name
 
@@ -126,8 +147,8 @@ def plan_jobs(inputs: list[Path], sources: list[Source], output: Path | None, na
             jobs.append(Job(src.path, place(src)))
     dropped = 0
     if naming.suffix != "":
-        targets = {job.target.resolve() for job in jobs}
-        kept = [(job, src) for job, src in zip(jobs, sources) if src.explicit or src.path.resolve() not in targets]
+        targets = {resolved(job.target) for job in jobs}
+        kept = [(job, src) for job, src in zip(jobs, sources) if src.explicit or resolved(src.path) not in targets]
         dropped = len(jobs) - len(kept)
         jobs = [job for job, _ in kept]
     return jobs, dropped
@@ -144,12 +165,25 @@ def check_output(inputs: list[Path], output: Path | None, folder: bool) -> None:
                            f"did you mean -o {output.with_suffix('')}{os.sep}?")
 
 
-def _check_target(job: Job, inputs: set[Path], written: set[Path]) -> None:
-    target = job.target.resolve()
-    if target in inputs or target == job.source.resolve():
+def claimed_outputs(jobs: list[Job]) -> dict[Path, Path]:
+    """Each output path -> the first input (in plan order) that makes it. Two inputs that name the
+    same output (``a.png`` and ``a.jpg`` -> ``a_x4.png``) cannot both have it: the later one fails,
+    on every run, so a rerun that skips the existing output does not hide the clash."""
+    owners: dict[Path, Path] = {}
+    for job in jobs:
+        if not (job.video and job.target.suffix == ""):
+            owners.setdefault(resolved(job.target), job.source)
+    return owners
+
+
+def _check_target(job: Job, inputs: set[Path], owners: dict[Path, Path]) -> None:
+    target = resolved(job.target)
+    if target in inputs or target == resolved(job.source):
         raise BsrnError(f"{job.source}: output {job.target} would overwrite an input; choose another -o or --suffix")
-    if target in written:
-        raise BsrnError(f"{job.source}: output {job.target} was already written by another input in this run")
+    owner = owners.get(target, job.source)
+    if owner != job.source:
+        raise BsrnError(f"{job.source}: output {job.target} is also the output of {owner}; "
+                        "give one of them another name, or use --suffix/--format")
     if job.video:
         if job.target.suffix.lower() not in VIDEO_SUFFIXES and not job.target.is_dir() and job.target.suffix:
             raise BsrnError(f"{job.source}: a video's output must be a video ({', '.join(sorted(VIDEO_SUFFIXES))})"
@@ -290,7 +324,8 @@ class Runner:
             gray = self.upscaler.upscale(np.repeat(loaded.alpha[..., None], 3, axis=2), job.source, on_tile)
             gray = self.resized(gray, h, w)
             alpha = np.rint(gray.astype(np.float32).mean(axis=2)).astype(loaded.alpha.dtype)
-        save_output_atomic(compose_output(rgb, loaded, self.scale, alpha), job.target, quality=self.quality)
+        save_output_atomic(compose_output(rgb, loaded, self.scale, alpha), job.target, quality=self.quality,
+                           replace=self.overwrite)
 
     def video(self, job: Job, progress: Progress, frames_only: bool) -> None:
         from bsrn_cli.io.video import upscale_video, video_info, write_frames
@@ -303,7 +338,8 @@ class Runner:
             if frames_only:
                 result = write_frames(job.source, job.target, frame, self.overwrite, advance)
             else:
-                result = upscale_video(job.source, job.target, frame, advance, **self.video_options)
+                result = upscale_video(job.source, job.target, frame, advance, replace=self.overwrite,
+                                       **self.video_options)
         finally:
             progress.remove_task(task)
         if result.note:
@@ -401,7 +437,9 @@ def upscale_command(
                              max_memory=budget, on_retry=notes.append)
     runner = Runner(upscaler, notes, alpha, quality, overwrite, outscale, {"codec": codec, "crf": crf, "audio": audio})
 
-    input_paths = {job.source.resolve() for job in jobs}  # files dropped as earlier outputs are not inputs
+    input_paths = {resolved(job.source) for job in jobs}  # files dropped as earlier outputs are not inputs
+    owners = claimed_outputs(jobs)
+    cleaned: set[Path] = set()
     written: list[Path] = []
     failed, skipped = len(problems), 0  # earlier outputs found among the inputs (dropped) are not counted
     images = [job for job in jobs if not job.video]
@@ -410,7 +448,11 @@ def upscale_command(
         for job in jobs:
             tiles = None
             try:
-                _check_target(job, input_paths, {path.resolve() for path in written})
+                _check_target(job, input_paths, owners)
+                folder_of_output = job.target if (job.video and frames_only is not None) else job.target.parent
+                if folder_of_output not in cleaned:  # temporary files a killed run left behind
+                    cleaned.add(folder_of_output)
+                    remove_stale_temporaries(folder_of_output)
                 if job.target.exists() and not overwrite and not (job.video and frames_only is not None):
                     skipped += 1
                     continue
@@ -420,9 +462,12 @@ def upscale_command(
                     tiles = progress.add_task(job.source.name, total=None)
                     runner.image(job, lambda done, total: progress.update(tiles, completed=done, total=total))
                 written.append(job.target)
-            except Exception as exc:  # one bad file: one line, and the batch goes on
+            except OutputExists as exc:  # another run wrote it between our check and our write
+                skipped += 1
+                runner.notes.append(str(exc))
+            except Exception as exc:  # one bad file: one line naming it, and the batch goes on
                 failed += 1
-                report_error(exc)
+                report_error(exc if isinstance(exc, BsrnError) else job_error(job, exc))
             finally:
                 if tiles is not None:
                     progress.remove_task(tiles)
@@ -436,6 +481,22 @@ def upscale_command(
                       highlight=False, markup=False)
     if failed:
         raise typer.Exit(1)
+
+
+def job_error(job: Job, exc: BaseException) -> BsrnError:
+    """An unexpected failure while making ``job``'s output, as one line that names the input:
+    a full disk, a read-only or missing output folder, a file where a folder should be."""
+    if isinstance(exc, (FileExistsError, NotADirectoryError)) and exc.filename \
+            and Path(exc.filename) != job.target and not _is_temporary(exc.filename):
+        return BsrnError(f"{job.source}: cannot write {job.target}: {exc.filename} is a file, not a folder")
+    if isinstance(exc, OSError) and exc.strerror:
+        return BsrnError(f"{job.source}: cannot write {job.target} ({exc.strerror})")
+    return BsrnError(f"{job.source}: {type(exc).__name__}: {exc}" if str(exc) else f"{job.source}: "
+                     f"{type(exc).__name__}")
+
+
+def _is_temporary(name) -> bool:
+    return Path(str(name)).name.startswith(".")
 
 
 def summary(done: int, skipped: int, failed: int, where: str | None) -> str:

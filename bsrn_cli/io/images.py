@@ -9,6 +9,7 @@ temporary file renamed when complete.
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import struct
@@ -60,6 +61,13 @@ def check_input_file(path: Path, what: str) -> None:
     if path.is_dir():
         raise BsrnError(f"{path}: is a folder, not {what}")
     if not path.exists():
+        try:
+            os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise BsrnError(f"{path}: symbolic link loop (the link leads back to itself)") from None
+            if exc.errno == errno.ENAMETOOLONG:
+                raise BsrnError(f"{path}: name too long for this system") from None
         raise BsrnError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise BsrnError(f"{path}: empty file")
@@ -309,12 +317,13 @@ def _tiff_exif(exif: Image.Exif) -> Image.Exif:
     return flat
 
 
-def save_output_atomic(out: OutputImage, path: Path, quality: int = 95) -> None:
-    """Write an upscaled image in the format its suffix names, with its profile and EXIF."""
+def save_output_atomic(out: OutputImage, path: Path, quality: int = 95, replace: bool = True) -> None:
+    """Write an upscaled image in the format its suffix names, with its profile and EXIF
+    (``replace=False``: :class:`~bsrn_cli.io.atomic.OutputExists` if the file appeared meanwhile)."""
     fmt = output_format(path)
     if out.pixels.dtype == np.uint16 and fmt in ("PNG", "TIFF"):
         data = _encode_sixteen_bit(out, fmt)
-        atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+        atomic_write(path, lambda tmp: Path(tmp).write_bytes(data), replace)
         return
     pixels = to_eight_bit(out.pixels)
     alpha = None if out.alpha is None else to_eight_bit(out.alpha)
@@ -333,7 +342,7 @@ def save_output_atomic(out: OutputImage, path: Path, quality: int = 95) -> None:
             options["icc_profile"] = out.icc
         if out.exif is not None:
             options["exif"] = _tiff_exif(out.exif).tobytes() if fmt == "TIFF" else out.exif.tobytes()
-    atomic_write(path, lambda tmp: image.save(tmp, format=fmt, **options))
+    atomic_write(path, lambda tmp: image.save(tmp, format=fmt, **options), replace)
 
 
 def save_image_array(pixels: np.ndarray, path: Path) -> None:

@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from bsrn_cli.errors import BsrnError
-from bsrn_cli.io.atomic import atomic_write
+from bsrn_cli.io.atomic import atomic_write, temporary_file
 from bsrn_cli.io.formats import CODECS, VIDEO_SUFFIXES  # noqa: F401 (the video side's names)
 from bsrn_cli.io.images import check_input_file
 
@@ -184,7 +184,7 @@ def _encode(frames, upscale: Callable[[np.ndarray], np.ndarray], fps: float, cod
 
 def upscale_video(source: Path, target: Path, upscale: Callable[[np.ndarray], np.ndarray],
                   on_frame: Callable[[int], None] | None = None, codec: str | None = None,
-                  crf: int | None = None, audio: bool = True) -> VideoResult:
+                  crf: int | None = None, audio: bool = True, replace: bool = True) -> VideoResult:
     """Upscale every frame of ``source`` into ``target`` (its suffix picks the container; the
     video is ``codec``, default H.264, yuv420p), then carry the audio and subtitle streams over.
     Audio that neither copying nor re-encoding gets into the container fails the file, unless
@@ -193,15 +193,14 @@ def upscale_video(source: Path, target: Path, upscale: Callable[[np.ndarray], np
     require_ffmpeg()
     capture = _open_capture(source)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, video_only = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".frames{target.suffix}", dir=target.parent)
-    os.close(fd)
+    video_only = temporary_file(target, "frames")
     try:
         fps, first, frames = _first_frame(source, capture)
         count, (w, h) = _encode(_chain(first, frames), upscale, fps, codec, crf, target, video_only, on_frame)
         capture.release()
         notes = [f"{target}: {w}x{h} cropped to {w - w % 2}x{h - h % 2} (yuv420p needs even sizes)"] \
             if w % 2 or h % 2 else []
-        note = _finish(source, target, video_only, audio)
+        note = _finish(source, target, video_only, audio, replace)
         return VideoResult(frames=count, note="; ".join(notes + ([note] if note else [])) or None)
     finally:
         capture.release()
@@ -228,11 +227,13 @@ def _mux(ffmpeg: str, video_only: str, source: Path, target: str, audio: str | N
         args += ["-c:a", audio]
     if subtitles is not None:
         args += ["-c:s", subtitles]
-    if subprocess.run(args + [target], capture_output=True).returncode != 0:
-        raise _MuxFailed
+    done = subprocess.run(args + [target], capture_output=True, text=True, errors="replace")
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        raise _MuxFailed(lines[-1] if lines else f"ffmpeg exit status {done.returncode}")
 
 
-def _finish(source: Path, target: Path, video_only: str, audio: bool) -> str | None:
+def _finish(source: Path, target: Path, video_only: str, audio: bool, replace: bool = True) -> str | None:
     """Carry audio and subtitles from ``source`` beside ``video_only``'s stream into ``target``;
     returns a note on what changed, or raises when the audio cannot be carried."""
     ffmpeg = require_ffmpeg()
@@ -245,16 +246,21 @@ def _finish(source: Path, target: Path, video_only: str, audio: bool) -> str | N
     audio_ways = [("copy", None), (encoder, f"audio re-encoded to {name} (its codec does not fit this container)")] \
         if has_audio else [(None, None)]
     subtitle_ways = ([(subtitle_codec, None)] if has_subtitles and subtitle_codec else []) + [(None, dropped)]
+    reason = ""
     for audio_way, audio_note in audio_ways:
         for subtitle_way, subtitle_note in subtitle_ways:
             try:
-                atomic_write(target, lambda tmp: _mux(ffmpeg, video_only, source, tmp, audio_way, subtitle_way))
-            except _MuxFailed:
+                atomic_write(target, lambda tmp: _mux(ffmpeg, video_only, source, tmp, audio_way, subtitle_way),
+                             replace)
+            except _MuxFailed as exc:
+                reason = str(exc)
                 continue
             said = [n for n in (audio_note, subtitle_note) if n]
             return f"{target}: {'; '.join(said)}" if said else None
-    raise BsrnError(f"{source}: its audio cannot be carried into {suffix} (copied or re-encoded to {name}); "
-                    "choose another container with -o, or --no-audio")
+    if not has_audio:  # nothing to carry, yet ffmpeg failed: the disk, the folder, the container
+        raise BsrnError(f"{source}: could not write {target} (ffmpeg: {reason})")
+    raise BsrnError(f"{source}: its audio cannot be carried into {suffix} (copied or re-encoded to {name}; "
+                    f"ffmpeg: {reason}); choose another container with -o, or --no-audio")
 
 
 class _MuxFailed(Exception):

@@ -41,12 +41,12 @@ def _hostile_corpus(folder):
     files = {
         "truncated.png": (good_png[: len(good_png) // 2], CORRUPT),
         "header_only.png": (good_png[:33], UNKNOWN),  # signature and IHDR only: Pillow cannot identify it
-        "truncated.jpg": (good_jpg[: len(good_jpg) // 2], CORRUPT),
-        "header_only.jpg": (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00", UNKNOWN),
-        "zero.png": (b"", EMPTY), "zero.jpg": (b"", EMPTY), "zero.mp4": (b"", EMPTY),
-        "random.png": (rng.bytes(3000), UNKNOWN), "random.jpg": (rng.bytes(3000), UNKNOWN),
-        "random.webp": (rng.bytes(3000), UNKNOWN), "random.tif": (rng.bytes(3000), UNKNOWN),
-        "random.bmp": (rng.bytes(3000), UNKNOWN), "random.mkv": (rng.bytes(3000), NO_VIDEO),
+        "truncated_jpeg.jpg": (good_jpg[: len(good_jpg) // 2], CORRUPT),
+        "header_only_jpeg.jpg": (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00", UNKNOWN),
+        "zero.png": (b"", EMPTY), "zero_jpeg.jpg": (b"", EMPTY), "zero.mp4": (b"", EMPTY),
+        "random.png": (rng.bytes(3000), UNKNOWN), "random_jpeg.jpg": (rng.bytes(3000), UNKNOWN),
+        "random_webp.webp": (rng.bytes(3000), UNKNOWN), "random_tiff.tif": (rng.bytes(3000), UNKNOWN),
+        "random_bmp.bmp": (rng.bytes(3000), UNKNOWN), "random.mkv": (rng.bytes(3000), NO_VIDEO),
         "bomb.png": (png_bytes(100000, 100000, rows), TOO_LARGE),      # over twice the limit
         "bomb_20k.png": (png_bytes(20000, 20000, rows), TOO_LARGE),    # over the limit, under twice it
         "huge_text.png": (png_bytes(4, 4, rows, huge_text), CORRUPT),
@@ -65,6 +65,12 @@ def _hostile_corpus(folder):
     expected["x.png"] = "is a folder, not an image or video"
     os.symlink(folder / "nowhere.png", folder / "dangling.png")
     expected["dangling.png"] = "no such file"
+    os.symlink(folder / "loop.png", folder / "loop.png")  # cannot be resolved: it must fail alone
+    expected["loop.png"] = "symbolic link loop"
+    write_image(folder / "clash.jpg", size=(9, 7), seed=5)  # both would be clash_x2.png: the later fails
+    write_image(folder / "clash.png", size=(9, 7), seed=6)
+    expected["clash.jpg"] = None
+    expected["clash.png"] = "output"
     locked = write_image(folder / "unreadable.png", size=(8, 8))
     locked.chmod(0)
     expected["unreadable.png"] = "permission denied" if os.geteuid() != 0 else None  # root reads it anyway
@@ -104,7 +110,8 @@ def test_hostile_corpus_with_good_files(tmp_path, tiny_weights):
     assert len(errors) == len(bad)
     assert [line for line in result.stderr.splitlines() if line.strip()] == errors  # nothing else
     produced = sorted(p.name for p in out.iterdir())  # hidden temporary files would show here too
-    good = ["good_a_x2.png", "good_b_x2.png", "good_clip_x2.mp4", "one_pixel_x2.png", "smaller_than_overlap_x2.png"]
+    good = ["clash_x2.png", "good_a_x2.png", "good_b_x2.png", "good_clip_x2.mp4", "one_pixel_x2.png",
+            "smaller_than_overlap_x2.png"]
     if expected["unreadable.png"] is None:
         good.append("unreadable_x2.png")
     assert produced == sorted(good)

@@ -48,15 +48,19 @@ def test_recursive_does_not_follow_symbolic_links_to_folders(tmp_path, tiny_weig
 
 def test_two_inputs_with_one_output_name_are_refused(tmp_path, tiny_weights):
     """a.jpg and a.png both map to a_x2.png: the first (in name order) is written, the second
-    gets one error line and leaves it alone."""
+    gets one error line and leaves it alone; a rerun (a.jpg's output now exists and is skipped)
+    reports the clash again and exits 1, rather than "skipped 2"."""
     src = tmp_path / "in"
     write_image(src / "a.jpg", size=(8, 6))
     write_image(src / "a.png", size=(8, 6), seed=1)
     result = bsrn("upscale", src, "--model", tiny_weights, "-o", tmp_path / "out")
     assert result.returncode == 1
-    assert _error_lines(result.stderr) == [
-        f"error: {src / 'a.png'}: output {tmp_path / 'out' / 'a_x2.png'} was already written by another input "
-        "in this run"]
+    clash = [f"error: {src / 'a.png'}: output {tmp_path / 'out' / 'a_x2.png'} is also the output of "
+             f"{src / 'a.jpg'}; give one of them another name, or use --suffix/--format"]
+    assert _error_lines(result.stderr) == clash
+    rerun = bsrn("upscale", src, "--model", tiny_weights, "-o", tmp_path / "out")
+    assert (rerun.returncode, _error_lines(rerun.stderr)) == (1, clash)
+    assert "done 0, skipped 1, failed 1" in rerun.stdout
     alone = bsrn("upscale", src / "a.jpg", "--model", tiny_weights, "-o", tmp_path / "alone.png")
     assert alone.returncode == 0, alone.stderr
     with Image.open(tmp_path / "out" / "a_x2.png") as got, Image.open(tmp_path / "alone.png") as expected:
