@@ -55,6 +55,16 @@ def to_pixels(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.rint(scaled, out=scaled).astype(dtype)
 
 
+class NonFiniteOutput(ArithmeticError):
+    """The network gave NaN or infinite values (broken weights, or an overflow)."""
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    if not np.isfinite(values).all():
+        raise NonFiniteOutput
+    return values
+
+
 def _tile_starts(length: int, tile: int) -> list[int]:
     return list(range(0, length, tile)) if tile > 0 else [0]
 
@@ -112,6 +122,10 @@ class Upscaler(ABC):
                 self._upscale_into(rgb, out, tile, on_tile or self.on_tile)
                 self._tile = tile
                 return out
+            except NonFiniteOutput:
+                where = "" if name is None else f"{name}: "
+                raise BsrnError(f"{where}the network gave NaN or infinite values (its weights are broken or "
+                                "overflow); no output written") from None
             except Exception as exc:
                 if not self.is_out_of_memory(exc):
                     raise
@@ -128,7 +142,7 @@ class Upscaler(ABC):
         h, w = rgb.shape[:2]
         s = self.scale
         if tile == 0 or (h <= tile and w <= tile):
-            out[:] = to_pixels(self._run(to_float(rgb)), out.dtype)
+            out[:] = to_pixels(_finite(self._run(to_float(rgb))), out.dtype)
             if on_tile is not None:
                 on_tile(1, 1)
             return
@@ -140,6 +154,6 @@ class Upscaler(ABC):
             ty1, tx1 = min(y1 + o, h), min(x1 + o, w)
             sr = self._run(to_float(rgb[ty0:ty1, tx0:tx1]))
             keep = sr[(y - ty0) * s:(y1 - ty0) * s, (x - tx0) * s:(x1 - tx0) * s]
-            out[y * s:y1 * s, x * s:x1 * s] = to_pixels(keep, out.dtype)
+            out[y * s:y1 * s, x * s:x1 * s] = to_pixels(_finite(keep), out.dtype)
             if on_tile is not None:
                 on_tile(done, len(starts))

@@ -112,11 +112,49 @@ class Binarization:
 
     @classmethod
     def from_dict(cls, values: dict):
-        """A configuration from stored values; unknown field names are a one-line error."""
-        unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
+        """A configuration from stored values (a weights file's metadata: not trusted). Unknown
+        names, values of the wrong type and sizes outside :data:`LIMITS` are one-line errors,
+        raised before anything is built from them."""
+        if not isinstance(values, dict):
+            raise BsrnError(f"{cls.label} configuration must be a JSON object, not {type(values).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(values) - set(fields)
         if unknown:
-            raise BsrnError(f"unknown {cls.label} configuration fields: {', '.join(sorted(unknown))}")
+            shown = ", ".join(sorted(str(name)[:40] for name in unknown)[:5])
+            raise BsrnError(f"unknown {cls.label} configuration fields: {shown}")
+        for name, value in values.items():
+            _check_value(cls.label, name, value, type(fields[name].default))
         return cls(**values)
+
+
+# The largest sizes a configuration may ask for: far above any trained network (the shipped ones
+# have 48 channels and 40 LB blocks), low enough that building one cannot exhaust memory.
+LIMITS = {"channels": 512, "hpb_blocks": 256, "lb_per_hpb": 8, "blocks": 256, "layers_per_block": 16,
+          "in_channels": 4}
+MAX_TEXT = 64
+
+
+def _check_value(label: str, name: str, value, kind: type) -> None:
+    """``value`` of field ``name`` has the field's type (bool, int, float or str) and a sane size."""
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    else:
+        ok = isinstance(value, str) and len(value) <= MAX_TEXT
+    if not ok:
+        shown = repr(value) if isinstance(value, (bool, int, float)) or (isinstance(value, str) and len(value) <= 40) \
+            else f"a {type(value).__name__}"
+        raise BsrnError(f"{label} configuration field {name} must be {_KIND_NAMES[kind]}, not {shown}")
+    if kind is int and name in LIMITS and not 1 <= value <= LIMITS[name]:
+        raise BsrnError(f"{label} configuration field {name} is {value}: must be between 1 and {LIMITS[name]}")
+    if kind is float and abs(value) > 1e6:
+        raise BsrnError(f"{label} configuration field {name} is {value}: out of range")
+
+
+_KIND_NAMES = {bool: "true or false", int: "an integer", float: "a finite number", str: "a short text"}
 
 
 SCALES = (2, 3, 4)

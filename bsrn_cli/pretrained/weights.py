@@ -101,10 +101,49 @@ def read_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
         meta = json.loads(header[METADATA_KEY])
     except json.JSONDecodeError as exc:
         raise BsrnError(f"{path}: bsrn metadata is not valid JSON ({exc})") from exc
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME or meta.get("architecture") not in ARCHITECTURES:
-        architecture = meta.get("architecture") if isinstance(meta, dict) else None
+    except RecursionError:
+        raise BsrnError(f"{path}: bsrn metadata is nested too deeply") from None
+    architecture = meta.get("architecture") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME or not isinstance(architecture, str) \
+            or architecture not in ARCHITECTURES:
+        if architecture is not None and (not isinstance(architecture, str) or len(architecture) > 40):
+            architecture = f"a {type(architecture).__name__}"
         raise BsrnError(f"{path}: unsupported weights format or architecture {architecture!r}")
+    check_metadata(meta, path)
+    for name, array in tensors.items():
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise BsrnError(f"{path}: tensor {name} holds NaN or infinite values (broken weights)")
     return tensors, meta
+
+
+# The metadata fields other than the configuration, and the JSON types they may have.
+METADATA_TYPES = {"format_version": int, "scale": int, "method": str, "metrics": dict, "training": dict}
+MAX_DEPTH = 6
+
+
+def _depth(value, level: int = 0) -> int:
+    if level > MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
+def check_metadata(meta: dict, path) -> None:
+    """The metadata's fields have their types (one line naming the file if not); the
+    configuration's fields are checked by its ``from_dict``. Nothing is built before this."""
+    for key, kind in METADATA_TYPES.items():
+        if key in meta and not (isinstance(meta[key], kind) and not isinstance(meta[key], bool)):
+            raise BsrnError(f"{path}: bsrn metadata field {key} must be {kind.__name__}, "
+                            f"not {type(meta[key]).__name__}")
+    if _depth(meta) > MAX_DEPTH:
+        raise BsrnError(f"{path}: bsrn metadata is nested too deeply")
+    for name, value in (meta.get("metrics") or {}).items():
+        if not isinstance(value, (int, float, str)) or isinstance(value, bool):
+            raise BsrnError(f"{path}: bsrn metadata metric {str(name)[:40]} must be a number or text, "
+                            f"not {type(value).__name__}")
 
 
 def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
@@ -176,16 +215,38 @@ def build_model(meta: dict):
 
 
 def _loaded_network(path, meta: dict, arrays: dict[str, np.ndarray]):
+    """The module built on torch's meta device (no memory), compared with the file's tensors
+    name by name and shape by shape, then given the file's tensors: a configuration that asks
+    for more than the file holds is refused before anything is allocated."""
     import torch
 
-    model = build_model(meta)
-    try:
-        missing, unexpected = model.load_state_dict({k: torch.from_numpy(v) for k, v in arrays.items()}, strict=False)
-    except RuntimeError as exc:
-        raise BsrnError(f"{path}: tensor shapes do not match the configuration in its metadata") from exc
+    with torch.device("meta"):
+        model = build_model(meta)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(arrays))
+    unexpected = sorted(set(arrays) - set(expected))
     if missing or unexpected:
         raise BsrnError(f"{path}: tensors do not match the configuration "
                         f"(missing {len(missing)}, unexpected {len(unexpected)})")
+    for name, tensor in expected.items():
+        if tuple(tensor.shape) != tuple(arrays[name].shape):
+            raise BsrnError(f"{path}: tensor shapes do not match the configuration in its metadata ({name} is "
+                            f"{tuple(arrays[name].shape)}, the configuration makes {tuple(tensor.shape)})")
+    try:
+        model.load_state_dict({name: torch.from_numpy(np.array(arrays[name])).to(tensor.dtype)
+                               for name, tensor in expected.items()}, assign=True)
+    except RuntimeError as exc:
+        raise BsrnError(f"{path}: tensors do not match the configuration in its metadata") from exc
+    for name, buffer in [*model.named_parameters(), *model.named_buffers()]:
+        if buffer.is_meta:  # a tensor the state dict does not hold: make it as a fresh module would
+            return _materialised(path, meta, model)
+    return model.eval()
+
+
+def _materialised(path, meta: dict, loaded):
+    """Fallback for a module with non-persistent buffers: build it for real, then load."""
+    model = build_model(meta)
+    model.load_state_dict({k: v.detach().clone() for k, v in loaded.state_dict().items()})
     return model.eval()
 
 
