@@ -316,6 +316,7 @@ class Runner:
         from bsrn_cli.io.images import compose_output, load_image, save_output_atomic
 
         loaded = load_image(job.source)
+        self.notes.extend(loaded.notes)
         h, w = loaded.rgb.shape[:2]
         self.check_room(job, h, w, loaded.rgb.itemsize, 4 if loaded.alpha is not None else 3)
         rgb = self.resized(self.upscaler.upscale(loaded.rgb, job.source, on_tile), h, w)

@@ -15,7 +15,7 @@ import os
 import struct
 import warnings
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,7 @@ class LoadedImage:
     grayscale: bool
     icc: bytes | None = None        # the colour profile that applies to ``rgb``
     exif: Image.Exif | None = None  # orientation already reset to 1
+    notes: list[str] = field(default_factory=list)  # what was dropped, for the user
 
     @property
     def bits(self) -> int:
@@ -77,10 +78,12 @@ def _open(path: Path) -> Image.Image:
     check_input_file(path, "an image")
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(path)
             image.load()
+        image.bsrn_warnings = [str(w.message).strip().splitlines()[0] for w in caught if str(w.message).strip()]
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise BsrnError(f"{path}: image too large to decode safely ({exc})") from exc
     except UnidentifiedImageError as exc:
@@ -91,13 +94,53 @@ def _open(path: Path) -> Image.Image:
         raise BsrnError(f"{path}: not enough memory to decode this image") from exc
     except (OSError, SyntaxError, ValueError, struct.error, EOFError) as exc:
         raise BsrnError(f"{path}: corrupt or truncated image ({exc})") from exc
+    if image.format == "PNG":
+        missing = _png_rows_missing(path)
+        if missing:
+            raise BsrnError(f"{path}: corrupt or truncated image (its pixel data ends {missing} bytes short of the "
+                            f"{image.width}x{image.height} it declares)")
     return image
 
 
+_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # PNG colour type -> samples per pixel
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def _png_rows_missing(path: Path) -> int:
+    """How many bytes of filtered rows the PNG's compressed data lacks (0: all there). Pillow
+    fills rows that a short but well-formed data stream does not hold with black, silently."""
+    with open(path, "rb") as f:
+        data = f.read()
+    width, height, depth, colour, _, _, interlaced = struct.unpack(">IIBBBBB", data[16:29])
+    bits = depth * _CHANNELS.get(colour, 4)
+    if interlaced:
+        passes = [(-(-(width - x0) // dx), -(-(height - y0) // dy)) for x0, y0, dx, dy in _ADAM7
+                  if width > x0 and height > y0]
+    else:
+        passes = [(width, height)]
+    expected = sum(rows * (1 + -(-cols * bits // 8)) for cols, rows in passes)
+    inflate, got, at = zlib.decompressobj(), 0, 8
+    while at + 8 <= len(data) and got < expected:
+        length, kind = struct.unpack(">I4s", data[at:at + 8])
+        if kind == b"IDAT":
+            chunk = data[at + 8:at + 8 + length]
+            while chunk and got < expected:
+                got += len(inflate.decompress(chunk, 1 << 20))
+                chunk = inflate.unconsumed_tail
+        elif kind == b"IEND":
+            break
+        at += 12 + length
+    return max(expected - got, 0)
+
+
 def _is_sixteen_bit_colour(path: Path, image: Image.Image) -> bool:
-    """16 bits per sample in a colour (or gray + alpha) PNG/TIFF, which Pillow reads as 8-bit."""
+    """16 bits per sample in a colour (or gray + alpha) PNG/TIFF/PPM, which Pillow reads as 8-bit."""
     if image.mode not in ("RGB", "RGBA", "LA"):
         return False
+    if image.format == "PPM":
+        with open(path, "rb") as f:
+            fields = f.read(64).split()
+        return len(fields) >= 4 and fields[3].isdigit() and int(fields[3]) > 255  # P6 width height maxval
     if image.format == "PNG":
         with open(path, "rb") as f:
             header = f.read(25)
@@ -143,6 +186,8 @@ def _srgb_profile() -> bytes:
 
 def _to_rgb(path: Path, image: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
     """Palette, CMYK and other modes -> RGB or RGBA; the profile that then applies."""
+    if image.mode == "RGB" and "transparency" in image.info:  # a tRNS colour key: keep it as alpha
+        return image.convert("RGBA"), icc
     if image.mode in ("RGB", "RGBA"):
         return image, icc
     if image.mode == "CMYK":
@@ -167,8 +212,28 @@ def _to_rgb(path: Path, image: Image.Image, icc: bytes | None) -> tuple[Image.Im
 def load_image(path: str | os.PathLike) -> LoadedImage:
     path = Path(path)
     image = _open(path)
-    exif = image.getexif()
+    notes = []
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        what = "pages" if image.format == "TIFF" else "frames (animated)"
+        notes.append(f"{path}: has {frames} {what}; only the first was upscaled")
+    said = list(getattr(image, "bsrn_warnings", []))  # what the decoder warned about, said once as a note
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            exif = image.getexif()
+            exif.get(ORIENTATION, 1)
+        said += [str(w.message).strip().splitlines()[0] for w in caught if str(w.message).strip()]
+        broken = any(_about_exif(text) for text in said)
+    except Exception:  # Pillow raises many kinds of errors on corrupt EXIF
+        broken = True
+    notes += [f"{path}: {text}" for text in dict.fromkeys(said) if not _about_exif(text)]
+    if broken:
+        exif = Image.Exif()
+        notes.append(f"{path}: its EXIF metadata is corrupt and was left out of the output")
     orientation = exif.get(ORIENTATION, 1)
+    if not isinstance(orientation, int) or not 1 <= orientation <= 8:
+        orientation = 1
     icc = image.info.get("icc_profile") or None
     mode = image.mode
     alpha = None
@@ -187,17 +252,23 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
     elif mode in ("1", "L", "LA", "La"):
         gray_image = image.convert("LA")
         rgb = np.repeat(np.asarray(gray_image.getchannel("L"))[..., None], 3, axis=2)
-        alpha = np.asarray(gray_image.getchannel("A")) if mode in ("LA", "La") else None
+        keyed = "transparency" in image.info  # a tRNS colour key: that gray value is transparent
+        alpha = np.asarray(gray_image.getchannel("A")) if mode in ("LA", "La") or keyed else None
         grayscale = True
     else:
         image, icc = _to_rgb(path, image, icc)
         rgb = np.asarray(image.convert("RGB"))
         alpha = np.asarray(image.getchannel("A")) if image.mode == "RGBA" else None
         grayscale = False
-    if orientation != 1:
+    if exif.get(ORIENTATION, 1) != 1:
         exif[ORIENTATION] = 1
     return LoadedImage(rgb=orient(rgb, orientation), alpha=None if alpha is None else orient(alpha, orientation),
-                       grayscale=grayscale, icc=icc, exif=exif if len(exif) else None)
+                       grayscale=grayscale, icc=icc, exif=exif if len(exif) else None, notes=notes)
+
+
+def _about_exif(warning: str) -> bool:
+    """Pillow's warnings on a broken EXIF block (its tags and IFDs)."""
+    return any(word in warning.lower() for word in ("exif", "tag", "ifd"))
 
 
 def to_eight_bit(pixels: np.ndarray) -> np.ndarray:

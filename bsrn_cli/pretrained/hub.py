@@ -191,8 +191,12 @@ def download(entry: PretrainedModel, force: bool = False) -> Path:
         raise BsrnError(f"{entry.name}: the Hub file {hub_location(entry)} is {metadata.size} bytes, the registry "
                         f"pins {entry.size}; refused without downloading")
     say(f"downloading {entry.name} from {hub_location(entry)} ({entry.size / 1e6:.1f} MB)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".download-", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".download-", dir=target.parent))
+    except OSError as exc:
+        raise BsrnError(f"{entry.name}: cannot write to the model cache {target.parent} "
+                        f"({exc.strerror or exc}); set {CACHE_ENV} to a folder you can write") from exc
     try:
         try:
             fetched = Path(hf_hub_download(

@@ -40,6 +40,8 @@ def _hostile_corpus(folder):
     huge_text = png_chunk(b"zTXt", b"Comment\x00\x00" + zlib.compress(bytes(64 << 20)))  # over Pillow's text limit
     files = {
         "truncated.png": (good_png[: len(good_png) // 2], CORRUPT),
+        # well-formed, but its data holds 3 of the 16 rows it declares (Pillow would fill black)
+        "short_rows.png": (png_bytes(20, 16, b"".join(b"\x00" + bytes(60) for _ in range(3))), CORRUPT),
         "header_only.png": (good_png[:33], UNKNOWN),  # signature and IHDR only: Pillow cannot identify it
         "truncated_jpeg.jpg": (good_jpg[: len(good_jpg) // 2], CORRUPT),
         "header_only_jpeg.jpg": (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00", UNKNOWN),

@@ -156,3 +156,15 @@ def test_cache_location_follows_the_environment(monkeypatch, tmp_path, tiny_entr
     import platformdirs
 
     assert hub.cache_root() == Path(platformdirs.user_cache_dir("bsrn", appauthor=False))
+
+
+def test_a_cache_folder_that_cannot_be_written_is_one_line_naming_it(fake_hub, tiny_entry, tiny_bytes, monkeypatch,
+                                                                     tmp_path):
+    fake_hub.add(tiny_entry.hub_repo, tiny_entry.revision, tiny_entry.filename, tiny_bytes)
+    (tmp_path / "blocked").write_text("a file where the cache folder should be")
+    monkeypatch.setenv("BSRN_CACHE_DIR", str(tmp_path / "blocked"))
+    folder = hub.cached_path(tiny_entry).parent
+    with pytest.raises(BsrnError) as failure:
+        load_model(tiny_entry.name, scale=2)
+    assert str(failure.value) == (f"{tiny_entry.name}: cannot write to the model cache {folder} (Not a directory); "
+                                  "set BSRN_CACHE_DIR to a folder you can write")
