@@ -5,7 +5,7 @@ scored on Set5 and Set14 by the evaluation protocol (torch CPU backend); the scr
 JSON record and the markdown table of docs/reproduction.md. Runs that finished are reused,
 interrupted ones resumed (rerun the same command).
 
-    python scripts/reproduce_methods.py --data data/train --sets ../shared/data \
+    python scripts/reproduce_methods.py --data data/train --sets data \
         --runs runs/repro --json results/bench/reproduction-results.json --table docs/reproduction-table.md
 """
 
@@ -36,7 +36,7 @@ PAPER_NAMES = {"bnn": "VDSR_BNN", "dorefa": "VDSR_DoReFa", "abc": "VDSR_ABC", "b
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", nargs="+", default=["data/train"])
-    parser.add_argument("--sets", default="../shared/data", help="folder holding Set5/ and Set14/")
+    parser.add_argument("--sets", default="data", help="folder holding Set5/ and Set14/")
     parser.add_argument("--runs", default="runs/repro")
     parser.add_argument("--json", default="results/bench/reproduction-results.json")
     parser.add_argument("--table", default="docs/reproduction-table.md")

@@ -205,7 +205,7 @@ PRESETS: dict[str, dict] = {
     # The paper's network as we read it: BAM everywhere, EDSR-style upsampler.
     "paper": {},
     # What we ship: BAM plus the two largest later-work gains, and a light upsampler so the
-    # float tail does not dominate CPU time (DESIGN.md section 5).
+    # float tail does not dominate CPU time (docs/performance.md).
     "fast": {"upsampler": "light", "fp_skip": True, "rprelu": True, "image_skip": "bicubic",
              "long_range": "hpb"},
 }

@@ -12,7 +12,7 @@ fields of :class:`Binarization`; nothing else in a model depends on the method.
 - ``bam``: the bit-accumulation mechanism of eq. 3 (weights) and eq. 9/10 (activations);
   its ablations ``bam-w1``/``bam-w2``/``bam-a1``/``bam-a2`` fix or drop the accumulation weights.
 
-Two later-work options combine with any method (DESIGN.md section 3): ``fp_skip`` (a float
+Two later-work options combine with any method (from later binary SR work; docs/architecture.md): ``fp_skip`` (a float
 identity around every binary conv) and ``rprelu`` with ``threshold`` (a learned per-channel
 threshold before the sign and an RPReLU after the conv).
 """

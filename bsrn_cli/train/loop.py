@@ -45,7 +45,7 @@ SCHEDULES = ("step", "cosine")
 
 @dataclass
 class TrainConfig:
-    """Defaults are the paper's recipe (Xin et al. 2020, DESIGN.md section 2): batch 16, LR patch
+    """Defaults are the paper's recipe (Xin et al. 2020, section 4.1): batch 16, LR patch
     48, Adam (0.9, 0.999), weight decay 2e-4, lr 1e-4 halved every 200 DIV2K epochs (10000
     steps at batch 16), L1. The presets in ``bsrn_cli/train/presets/`` change what they need."""
 
