@@ -394,6 +394,14 @@ def upscale_command(
         "--quiet", "-q", help="No summary line and no notes (errors still print).")] = False,
     frames_only: Annotated[Path | None, typer.Option(
         help="For videos: write the upscaled frames as PNGs into DIR/<video stem>/ instead of a video.")] = None,
+    ray_address: Annotated[str | None, typer.Option(
+        "--ray", metavar="<address>", show_default=False,
+        help="Run the jobs on a Ray cluster: local (a new one on this machine), auto (the one this machine "
+             "joined) or an address (HOST:6379, ray://HOST:10001). Outputs go to -o, which every machine must "
+             "see. Needs bsrn[ray].")] = None,
+    ray_cpus: Annotated[int, typer.Option(
+        "--ray-cpus-per-worker", help="With --ray: cores (threads) each worker uses; one worker per that many "
+                                      "cores of the cluster.")] = 1,
 ) -> None:
     """Upscale images and videos by 2, 3 or 4, or a fraction such as 3.5.
 
@@ -403,6 +411,7 @@ def upscale_command(
       bsrn upscale shots/ -r -s 2 -o big/     a tree of images into big/
       bsrn upscale -i photo.jpg -s 3.5        Real-ESRGAN style: x4, then resized to x3.5
       bsrn upscale clip.mp4 -s 2              clip_x2.mp4: H.264, with the audio
+      bsrn upscale shots/ -o /shared/big/ --ray auto   on the Ray cluster this machine joined
     """
     inputs = [*(inputs or []), *(more_inputs or [])]
     if not inputs:
@@ -415,6 +424,8 @@ def upscale_command(
     _check_video_options(codec, crf)
     check_run_options(device, backend, threads, tile, tile_overlap)
     budget = _budget(max_memory)
+    if ray_address is not None:
+        _check_ray_options(ray_address, ray_cpus, device, backend, frames_only)
     from bsrn_cli.backends import make_upscaler  # heavy imports only once the options are known good
     from bsrn_cli.pretrained.loader import load_model
 
@@ -426,13 +437,20 @@ def upscale_command(
     sources, problems = expand(inputs, recursive, output.resolve() if output is not None else None)
     for problem in problems:
         report_error(problem)
-    net, _, _ = load_model(model, scale)
+    net, _, model_source = load_model(model, scale)
     outscale = factor if isinstance(factor, float) else None
     if outscale is not None and outscale > net.scale and not quiet:
         err_console.print(f"note: x{outscale:g} is above the network's x{net.scale}: upscaled x{net.scale}, "
                           f"then resized up (interpolated, no new detail)", markup=False)
     jobs, _ = plan_jobs(inputs, sources, output, Naming(factor if outscale else net.scale, suffix, fmt),
                         frames_only, folder)
+    if ray_address is not None:
+        settings = {"backend": backend, "upscaler": {"tile": tile, "overlap": tile_overlap, "max_memory": budget},
+                    "alpha": alpha, "quality": quality, "overwrite": overwrite, "outscale": outscale,
+                    "video": {"codec": codec, "crf": crf, "audio": audio}, "cpus_per_worker": ray_cpus}
+        spec = str(resolved(Path(model_source))) if Path(model_source).exists() else model_source
+        _upscale_on_ray(ray_address, inputs, jobs, problems, (spec, net.scale), settings, output, folder, quiet)
+        return
     notes: list[str] = []
     upscaler = make_upscaler(net, backend, device, tile=tile, overlap=tile_overlap, threads=threads,
                              max_memory=budget, on_retry=notes.append)
@@ -477,6 +495,71 @@ def upscale_command(
                 runner.notes.clear()
                 if not job.video:
                     progress.advance(task)
+    if not quiet:
+        console.print(summary(len(written), skipped, failed, _where(inputs, written, output, folder)),
+                      highlight=False, markup=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _check_ray_options(address: str, cpus: int, device: str, backend: str, frames_only: Path | None) -> None:
+    if not address.strip():
+        raise UsageProblem("--ray", "give local, auto or the cluster's address (HOST:6379 or ray://HOST:10001)")
+    if cpus < 1:
+        raise UsageProblem("--ray-cpus-per-worker", "must be at least 1")
+    if device == "cuda" or backend == "torch":
+        raise UsageProblem("--ray", "runs the packed CPU backend on the workers", "drop --device cuda/--backend torch")
+    if frames_only is not None:
+        raise UsageProblem("--ray", "does not take --frames-only (one task writes one video)", "drop one of them")
+
+
+def _upscale_on_ray(address: str, inputs: list[Path], jobs: list[Job], problems: list, model: tuple[str, int],
+                    settings: dict, output: Path | None, folder: bool, quiet: bool) -> None:
+    """The planner's jobs on a Ray cluster (bsrn_cli/cli/distributed.py): the same checks, skips,
+    error lines, notes, summary and exit status as a local run."""
+    from bsrn_cli.cli.distributed import connect, require_ray, run_on_ray
+
+    ray = require_ray()
+    input_paths = {resolved(job.source) for job in jobs}
+    owners = claimed_outputs(jobs)
+    cleaned: set[Path] = set()
+    failed, skipped, to_run, written = len(problems), 0, [], []
+    for job in jobs:
+        try:
+            _check_target(job, input_paths, owners)
+            if job.target.parent not in cleaned:
+                cleaned.add(job.target.parent)
+                remove_stale_temporaries(job.target.parent)
+            if job.target.exists() and not settings["overwrite"]:
+                skipped += 1
+            else:
+                to_run.append(job)
+        except Exception as exc:
+            failed += 1
+            report_error(exc if isinstance(exc, BsrnError) else job_error(job, exc))
+    if to_run:
+        cpus = connect(address, ray)
+        try:
+            with make_progress(quiet) as progress:
+                task = progress.add_task("files", total=len(to_run))
+
+                def heard(job: Job, outcome) -> None:
+                    nonlocal failed, skipped
+                    if outcome.status == "done":
+                        written.append(job.target)
+                    elif outcome.status == "skipped":
+                        skipped += 1
+                    else:
+                        failed += 1
+                        err_console.print(f"error: {outcome.message}", markup=False)
+                    notes = [*outcome.notes, *([outcome.message] if outcome.status == "skipped" else [])]
+                    for note in notes if not quiet else ():
+                        err_console.print(f"note: {note}", markup=False)
+                    progress.advance(task)
+
+                run_on_ray(ray, to_run, *model, dict(settings), cpus, heard)
+        finally:
+            ray.shutdown()
     if not quiet:
         console.print(summary(len(written), skipped, failed, _where(inputs, written, output, folder)),
                       highlight=False, markup=False)
