@@ -122,9 +122,12 @@ class Binarization:
         if unknown:
             shown = ", ".join(sorted(str(name)[:40] for name in unknown)[:5])
             raise BsrnError(f"unknown {cls.label} configuration fields: {shown}")
+        checked = {}
         for name, value in values.items():
-            _check_value(cls.label, name, value, type(fields[name].default))
-        return cls(**values)
+            kind = type(fields[name].default)
+            _check_value(cls.label, name, value, kind)
+            checked[name] = float(value) if kind is float else value  # JSON writes 2.0 as 2
+        return cls(**checked)
 
 
 # The largest sizes a configuration may ask for: far above any trained network (the shipped ones

@@ -118,7 +118,7 @@ def read_arrays(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
 
 # The metadata fields other than the configuration, and the JSON types they may have.
 METADATA_TYPES = {"format_version": int, "scale": int, "method": str, "metrics": dict, "training": dict}
-MAX_DEPTH = 6
+MAX_DEPTH = 32  # lineage records nest (init_from holds the earlier training record)
 
 
 def _depth(value, level: int = 0) -> int:
