@@ -36,6 +36,8 @@ from bsrn_cli.degrade import Degradation
 from bsrn_cli.errors import BsrnError
 from bsrn_cli.evaluation import as_network_input, load_pairs, score
 from bsrn_cli.networks import zoo
+from bsrn_cli.pretrained.loader import looks_like_path, resolve_entry
+from bsrn_cli.pretrained.registry import get_entry
 from bsrn_cli.pretrained.weights import read_weights, save_weights
 from bsrn_cli.train.checkpoint import load_checkpoint, save_checkpoint
 from bsrn_cli.train.data import PatchSampler, find_images, to_device
@@ -131,8 +133,11 @@ def learning_rate(config: TrainConfig, step: int, elapsed: float = 0.0) -> float
 def initialise_from(model: nn.Module, path: str) -> tuple[int, dict]:
     """Copy every tensor of matching name and shape (e.g. an x4 body into an x2 model).
 
-    Returns how many tensors matched and the source's metadata, kept as the new weights' lineage.
+    ``path`` is a weights file or a registered model's name (``bsrn-fast-x4``). Returns how many
+    tensors matched and the source's metadata, kept as the new weights' lineage.
     """
+    if not Path(path).exists() and not looks_like_path(path):
+        path, _ = resolve_entry(get_entry(path))
     tensors, meta = read_weights(path)
     own = model.state_dict()
     matched = {k: v for k, v in tensors.items() if k in own and own[k].shape == v.shape}

@@ -149,3 +149,14 @@ def test_div2k_style_folder_trains_on_hr_and_uses_its_lr_files(tmp_path):
     assert find_images([root]) == [hr]
     sampler = PatchSampler.from_paths(find_images([root]), scale=2, lr_patch=8)
     assert np.array_equal(sampler.lr_images[0], 255 - lr)
+
+
+def test_init_takes_a_registered_model_by_name():
+    from bsrn_cli.errors import BsrnError
+    from bsrn_cli.train.loop import initialise_from
+
+    model = TrainConfig(data=["x"], preset="fast", scale=4).build_model()
+    matched, meta = initialise_from(model, "bsrn-fast-x4")
+    assert matched == len(model.state_dict()) and meta["scale"] == 4
+    with pytest.raises(BsrnError, match="unknown model 'bsrn-nothing-x4'"):
+        initialise_from(model, "bsrn-nothing-x4")
