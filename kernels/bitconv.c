@@ -439,6 +439,7 @@ DEFINE_STAGE(avx512, AVX512_ATTR, conv3x3_pixel_avx512, conv1x1_pixel_avx512, ne
 /* The same pass hand-vectorised for channels a multiple of 8 and at most 64 (one word per
  * pixel): every map of the block stays in registers or on the stack, 8 channels per vector. */
 #define VMAX 8
+#define X8_CHUNK 16 /* pixels per chunk of the fused pass */
 
 AVX2_INLINE float mean_vec(const __m256 *a, int nv, int channels) {
     __m256 s = a[0];
