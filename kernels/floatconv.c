@@ -203,6 +203,12 @@ void floatconv3x3_rows(const float *in, int height, int width, int cin, const fl
 
 void bicubic_add_rows(const float *lr, int height, int width, int channels, int scale, const float *weights,
                       const int *offsets, float *out, int row_begin, int row_end, float *column) {
+    bicubic_shuffle_add_rows(lr, height, width, channels, scale, weights, offsets, NULL, out, row_begin, row_end, column);
+}
+
+void bicubic_shuffle_add_rows(const float *lr, int height, int width, int channels, int scale, const float *weights,
+                              const int *offsets, const float *maps, float *out, int row_begin, int row_end,
+                              float *column) {
     /* out rows [row_begin, row_end) of the (height * scale, width * scale, channels) map:
      * out = ((out + 0.5) + bicubic(lr)) - 0.5. Per output phase i (index = scale * k + i) the
      * four source pixels start at k + offsets[i] (edges repeated) with weights[i][0..3]:
@@ -220,6 +226,8 @@ void bicubic_add_rows(const float *lr, int height, int width, int channels, int 
         for (int q = 0; q < width * channels; q++)
             column[q] = ((wy[0] * rows[0][q] + wy[1] * rows[1][q]) + wy[2] * rows[2][q]) + wy[3] * rows[3][q];
         float *o = out + (int64_t)y * out_width * channels;
+        /* maps (pixel shuffle folded in): output (y, x, ch) is maps[y / s][x / s][(ch * s + y % s) * s + x % s] */
+        const float *m = maps ? maps + (int64_t)k * width * channels * scale * scale + (int64_t)phase * scale : NULL;
         for (int x = 0; x < out_width; x++) {
             const int q = x / scale, px = x % scale;
             const float *wx = weights + 4 * px;
@@ -231,7 +239,8 @@ void bicubic_add_rows(const float *lr, int height, int width, int channels, int 
             for (int ch = 0; ch < channels; ch++) {
                 const float v = ((wx[0] * column[cols[0] + ch] + wx[1] * column[cols[1] + ch])
                                  + wx[2] * column[cols[2] + ch]) + wx[3] * column[cols[3] + ch];
-                o[(int64_t)x * channels + ch] = ((o[(int64_t)x * channels + ch] + 0.5f) + v) - 0.5f;
+                const float before = m ? m[((int64_t)q * channels + ch) * scale * scale + px] : o[(int64_t)x * channels + ch];
+                o[(int64_t)x * channels + ch] = ((before + 0.5f) + v) - 0.5f;
             }
         }
     }
