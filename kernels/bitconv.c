@@ -34,7 +34,7 @@ static int chosen_path = -1;
 static int best_path(void) {
 #ifdef BSRN_X86
     __builtin_cpu_init();
-#ifdef BSRN_EMULATE_VPOPCNTQ
+#ifdef BSRN_EMULATE_AVX512
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("fma")) return 3;
 #endif
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("fma") &&
@@ -95,9 +95,16 @@ void bitconv_prepare3x3(const uint64_t *wts, int cin, int cout, int words, uint6
     if (cin > 64 || !grouped) return;
     int n_words = bitconv_concat_words(cin);
     uint64_t concat[9];
+    /* Pairs of 4-channel groups side by side, [cout / 8][n_words][8] (one 512-bit register per
+     * word, two 256-bit halves for AVX2), then a last odd group as [n_words][4]. */
+    const int pairs = cout / 8;
     for (int c = 0; c < cout / 4 * 4; c++) {
         concat_taps(wts + (int64_t)c * 9, cin, concat, n_words);
-        for (int j = 0; j < n_words; j++) grouped[((int64_t)(c / 4) * n_words + j) * 4 + (c % 4)] = concat[j];
+        for (int j = 0; j < n_words; j++) {
+            int64_t at = c / 8 < pairs ? ((int64_t)(c / 8) * n_words + j) * 8 + c % 8
+                                       : (int64_t)pairs * n_words * 8 + j * 4 + c % 4;
+            grouped[at] = concat[j];
+        }
     }
 }
 
@@ -209,13 +216,14 @@ AVX2_ATTR static inline __attribute__((always_inline)) void store_counts(const _
 #define CORES_SUMS sum_lanes
 #include "conv_cores.inc"
 
-/* The AVX-512 path: the same layouts and loops, with VPOPCNTQ (AVX512_VPOPCNTDQ + VL) counting
- * each 64-bit lane in one instruction instead of the nibble lookup. 256-bit registers: on the
- * Zen 4 cores this project runs on, a 512-bit operation takes two 256-bit passes anyway. */
-#ifdef BSRN_EMULATE_VPOPCNTQ
-/* A test build for CPUs without AVX-512: the same code, VPOPCNTQ done with the AVX2 lookup,
- * so the path's plumbing (dispatch, layouts, fused pass) is tested anywhere; the real
- * instruction is a per-lane 64-bit popcount, which this computes exactly. */
+/* The AVX-512 path (AVX512F + VL + VPOPCNTDQ): VPOPCNTQ counts each 64-bit lane in one
+ * instruction instead of the nibble lookup. Its main kernels (kernels/avx512.inc) use full
+ * 512-bit registers; the 256-bit cores below (suffix avx512y) serve the fused pass for channel
+ * counts that are a multiple of 8 but not of 16. */
+#ifdef BSRN_EMULATE_AVX512
+/* A test build for CPUs without AVX-512: the same code, every 512-bit operation done on two
+ * AVX2 halves and VPOPCNTQ with the AVX2 lookup, so the whole path (dispatch, layouts, fused
+ * pass) is tested anywhere; each emulated lane is computed exactly. */
 #define AVX512_ATTR AVX2_ATTR
 #define POPCNT_EPI64(v) sum_lanes(popcount_bytes(v))
 #else
@@ -224,13 +232,16 @@ AVX2_ATTR static inline __attribute__((always_inline)) void store_counts(const _
 #endif
 #define AVX512_INLINE AVX512_ATTR static inline __attribute__((always_inline))
 
-#define CORES_SUFFIX avx512
-#define CORES_ATTR AVX512_ATTR
+#define CORES_SUFFIX avx512y
+#define CORES_ATTR AVX512_ATTR __attribute__((unused)) /* only the cores are used */
 #define CORES_INLINE AVX512_INLINE
 #define CORES_COUNT POPCNT_EPI64
 #define CORES_ADD _mm256_add_epi64
 #define CORES_SUMS(acc) (acc)
 #include "conv_cores.inc"
+
+/* The 512-bit convs and the 16-float fused pass of the AVX-512 path. */
+#include "avx512.inc"
 #endif
 
 /* The AVX2 kernels need one word per pixel, the regrouped 3x3 weights and few enough groups. */
@@ -428,6 +439,7 @@ DEFINE_STAGE(avx512, AVX512_ATTR, conv3x3_pixel_avx512, conv1x1_pixel_avx512, ne
 /* The same pass hand-vectorised for channels a multiple of 8 and at most 64 (one word per
  * pixel): every map of the block stays in registers or on the stack, 8 channels per vector. */
 #define VMAX 8
+#define X8_CHUNK 16 /* pixels per chunk of the fused pass */
 
 AVX2_INLINE float mean_vec(const __m256 *a, int nv, int channels) {
     __m256 s = a[0];
@@ -469,8 +481,8 @@ AVX2_INLINE uint64_t accumulate_sign_vec(const bsrn_body *B, int layer, __m256 a
 #define X8_SUFFIX avx512
 #define X8_ATTR AVX512_ATTR
 #define X8_INLINE AVX512_INLINE
-#define X8_CONV3 conv3x3_avx512_core
-#define X8_CONV1 conv1x1_avx512_core
+#define X8_CONV3 conv3x3_avx512y_core
+#define X8_CONV1 conv1x1_avx512y_core
 #include "stage_x8.inc"
 #endif
 
@@ -509,7 +521,13 @@ void bsrn_body_run(const bsrn_body *B, int first, int count, const float *in, fl
                                            stage_row_avx512_shipped_5, stage_row_avx512_shipped_6,
                                            stage_row_avx512_shipped_7, stage_row_avx512_shipped_8};
     int avx512 = bitconv_path() == 3, shipped_config = B->fp_skip && B->rprelu && B->learned;
-    if (all_avx2 && B->channels % 8 == 0 && B->channels <= 64)
+    static const stage_fn by_z[5] = {NULL, stage_row_avx512z_1, stage_row_avx512z_2, stage_row_avx512z_3,
+                                     stage_row_avx512z_4};
+    static const stage_fn shipped_z[5] = {NULL, stage_row_avx512z_shipped_1, stage_row_avx512z_shipped_2,
+                                          stage_row_avx512z_shipped_3, stage_row_avx512z_shipped_4};
+    if (all_avx2 && avx512 && B->channels % 16 == 0 && B->channels <= 64)
+        stage = (shipped_config ? shipped_z : by_z)[B->channels / 16];
+    else if (all_avx2 && B->channels % 8 == 0 && B->channels <= 64)
         stage = avx512 ? (shipped_config ? shipped512 : by_vectors512)[B->channels / 8]
                        : (shipped_config ? shipped : by_vectors)[B->channels / 8];
     else if (all_avx2) stage = avx512 ? stage_row_avx512 : stage_row_avx2;

@@ -96,5 +96,12 @@ void floatconv3x3_rows(const float *in, int height, int width, int cin, const fl
  * the convs; column: scratch of width * channels floats. */
 void bicubic_add_rows(const float *lr, int height, int width, int channels, int scale, const float *weights,
                       const int *offsets, float *out, int row_begin, int row_end, float *column);
+/* The same with the upsampler's pixel shuffle folded in: out [H*s][W*s][channels] = ((shuffled
+ * maps + 0.5) + bicubic(lr)) - 0.5, maps [H][W][channels * s * s] before the shuffle (channel
+ * (ch * s + i) * s + j goes to output (s y + i, s x + j, ch), torch's PixelShuffle); maps NULL:
+ * bicubic_add_rows. */
+void bicubic_shuffle_add_rows(const float *lr, int height, int width, int channels, int scale, const float *weights,
+                              const int *offsets, const float *maps, float *out, int row_begin, int row_end,
+                              float *column);
 
 #endif

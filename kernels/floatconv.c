@@ -13,7 +13,7 @@
 
 #include <string.h>
 
-#define FMA_PIXELS_MAX 6
+#define FMA_PIXELS_MAX 12 /* the most pixels per pass of any path */
 
 #if defined(__x86_64__) || defined(__i386__)
 #define BSRN_X86 1
@@ -46,7 +46,7 @@ static void conv_pixel_portable(const float *const *taps, int cin, const float *
 
 #ifdef BSRN_X86
 #define FMA_ATTR __attribute__((target("avx2,fma")))
-#define FMA_PIXELS FMA_PIXELS_MAX /* pixels per pass: 6 x 2 accumulators + the weights fit the 16 registers */
+#define FMA_PIXELS 6 /* pixels per pass: 6 x 2 accumulators + the weights fit the 16 registers */
 
 /* Output channels [o0, o0 + 16) of NP pixels (taps[p] are pixel p's nine tap pointers). Each
  * 16-channel weight block (9 x cin x 16 floats, 27 KiB at cin 48) stays in L1 while a row's
@@ -96,28 +96,76 @@ typedef void (*fma_tile)(const float *const (*)[9], int, const float *, const fl
 static const fma_tile FMA_TILES[FMA_PIXELS + 1] = {NULL, conv_tile1, conv_tile2, conv_tile3, conv_tile4,
                                                    conv_tile5, conv_tile6};
 
-/* One output row: per 16-channel block, the row's pixels in groups of FMA_PIXELS. Results go
- * straight to the output where all 16 channels exist, else through a scratch row. */
+/* One output row: per 16-channel block, the row's pixels in groups of up to `group` pixels
+ * (tiles[np] computes np of them). Results go straight to the output where all 16 channels
+ * exist, else through a scratch row. */
 FMA_ATTR static void conv_row_fma(const float *in, int height, int width, int cin, const float *w,
                                   const float *bias, int cout, int cout_pad, int y, const float *zeros,
-                                  float *row, float *scratch) {
-    const float *taps[FMA_PIXELS][9];
-    float *outs[FMA_PIXELS];
+                                  float *row, float *scratch, const fma_tile *tiles, int group) {
+    const float *taps[FMA_PIXELS_MAX][9];
+    float *outs[FMA_PIXELS_MAX];
     for (int o0 = 0; o0 < cout_pad; o0 += 16) {
         const int direct = o0 + 16 <= cout;
-        for (int x0 = 0; x0 < width; x0 += FMA_PIXELS) {
-            const int np = width - x0 < FMA_PIXELS ? width - x0 : FMA_PIXELS;
+        for (int x0 = 0; x0 < width; x0 += group) {
+            const int np = width - x0 < group ? width - x0 : group;
             for (int p = 0; p < np; p++) {
                 tap_pointers(in, height, width, cin, y, x0 + p, zeros, taps[p]);
                 outs[p] = direct ? row + (int64_t)(x0 + p) * cout + o0 : scratch + 16 * p;
             }
-            FMA_TILES[np](taps, cin, w, bias, cout_pad, o0, outs);
+            tiles[np](taps, cin, w, bias, cout_pad, o0, outs);
             if (!direct)
                 for (int p = 0; p < np; p++)
                     memcpy(row + (int64_t)(x0 + p) * cout + o0, scratch + 16 * p, (size_t)(cout - o0) * sizeof(float));
         }
     }
 }
+
+#ifndef BSRN_EMULATE_AVX512
+/* The avx512 path: the 16 output channels of a block in one 512-bit register, twelve pixels
+ * per pass (12 accumulators; each weight load serves twelve pixels). Per output channel the
+ * same fused multiply-adds in the same order as the AVX2 tiles: bit-identical results. (The
+ * emulated test build, without AVX-512, uses the AVX2 tiles on this path.) */
+#define FMA512_ATTR __attribute__((target("avx2,fma,avx512f")))
+#define FMA512_PIXELS 12
+#define Z_STEP(NP, k) \
+    if (NP > k) a##k = _mm512_fmadd_ps(_mm512_set1_ps(p##k[c]), w0, a##k);
+#define Z_STORE(NP, k) \
+    if (NP > k) _mm512_storeu_ps(outs[k], a##k);
+#define Z_TAP(NP, k) const float *p##k = taps[NP > k ? k : 0][t];
+#define DEFINE_FMA512_TILE(NP)                                                                        \
+    FMA512_ATTR static void conv_tile512_##NP(const float *const (*taps)[9], int cin, const float *w,  \
+                                              const float *bias, int cout_pad, int o0, float *const *outs) { \
+        const __m512 b = _mm512_loadu_ps(bias + o0);                                                  \
+        __m512 a0 = b, a1 = b, a2 = b, a3 = b, a4 = b, a5 = b, a6 = b, a7 = b, a8 = b, a9 = b, a10 = b, a11 = b; \
+        for (int t = 0; t < 9; t++) {                                                                 \
+            const float *wt = w + (int64_t)t * cin * cout_pad + o0;                                   \
+            Z_TAP(NP, 0) Z_TAP(NP, 1) Z_TAP(NP, 2) Z_TAP(NP, 3) Z_TAP(NP, 4) Z_TAP(NP, 5)             \
+            Z_TAP(NP, 6) Z_TAP(NP, 7) Z_TAP(NP, 8) Z_TAP(NP, 9) Z_TAP(NP, 10) Z_TAP(NP, 11)           \
+            for (int c = 0; c < cin; c++) {                                                           \
+                const __m512 w0 = _mm512_loadu_ps(wt + (int64_t)c * cout_pad);                       \
+                Z_STEP(NP, 0) Z_STEP(NP, 1) Z_STEP(NP, 2) Z_STEP(NP, 3) Z_STEP(NP, 4) Z_STEP(NP, 5)   \
+                Z_STEP(NP, 6) Z_STEP(NP, 7) Z_STEP(NP, 8) Z_STEP(NP, 9) Z_STEP(NP, 10) Z_STEP(NP, 11) \
+            }                                                                                         \
+        }                                                                                             \
+        Z_STORE(NP, 0) Z_STORE(NP, 1) Z_STORE(NP, 2) Z_STORE(NP, 3) Z_STORE(NP, 4) Z_STORE(NP, 5)     \
+        Z_STORE(NP, 6) Z_STORE(NP, 7) Z_STORE(NP, 8) Z_STORE(NP, 9) Z_STORE(NP, 10) Z_STORE(NP, 11)   \
+    }
+DEFINE_FMA512_TILE(1)
+DEFINE_FMA512_TILE(2)
+DEFINE_FMA512_TILE(3)
+DEFINE_FMA512_TILE(4)
+DEFINE_FMA512_TILE(5)
+DEFINE_FMA512_TILE(6)
+DEFINE_FMA512_TILE(7)
+DEFINE_FMA512_TILE(8)
+DEFINE_FMA512_TILE(9)
+DEFINE_FMA512_TILE(10)
+DEFINE_FMA512_TILE(11)
+DEFINE_FMA512_TILE(12)
+static const fma_tile FMA512_TILES[FMA512_PIXELS + 1] = {
+    NULL, conv_tile512_1, conv_tile512_2, conv_tile512_3, conv_tile512_4, conv_tile512_5, conv_tile512_6,
+    conv_tile512_7, conv_tile512_8, conv_tile512_9, conv_tile512_10, conv_tile512_11, conv_tile512_12};
+#endif
 #endif
 
 void floatconv3x3_rows(const float *in, int height, int width, int cin, const float *w, const float *bias,
@@ -128,14 +176,21 @@ void floatconv3x3_rows(const float *in, int height, int width, int cin, const fl
     memset(zeros, 0, sizeof(zeros));
     const float *ta[9];
 #ifdef BSRN_X86
-    const int fma = bitconv_path() >= 2;
+    const int path = bitconv_path(), fma = path >= 2;
 #endif
     for (int y = row_begin; y < row_end; y++) {
         float *row = out + (int64_t)y * width * cout;
         int x = 0;
 #ifdef BSRN_X86
         if (fma) {
-            conv_row_fma(in, height, width, cin, w, bias, cout, cout_pad, y, zeros, row, scratch);
+#ifndef BSRN_EMULATE_AVX512
+            if (path == 3) {
+                conv_row_fma(in, height, width, cin, w, bias, cout, cout_pad, y, zeros, row, scratch, FMA512_TILES,
+                             FMA512_PIXELS);
+                continue;
+            }
+#endif
+            conv_row_fma(in, height, width, cin, w, bias, cout, cout_pad, y, zeros, row, scratch, FMA_TILES, FMA_PIXELS);
             continue;
         }
 #endif
@@ -148,6 +203,12 @@ void floatconv3x3_rows(const float *in, int height, int width, int cin, const fl
 
 void bicubic_add_rows(const float *lr, int height, int width, int channels, int scale, const float *weights,
                       const int *offsets, float *out, int row_begin, int row_end, float *column) {
+    bicubic_shuffle_add_rows(lr, height, width, channels, scale, weights, offsets, NULL, out, row_begin, row_end, column);
+}
+
+void bicubic_shuffle_add_rows(const float *lr, int height, int width, int channels, int scale, const float *weights,
+                              const int *offsets, const float *maps, float *out, int row_begin, int row_end,
+                              float *column) {
     /* out rows [row_begin, row_end) of the (height * scale, width * scale, channels) map:
      * out = ((out + 0.5) + bicubic(lr)) - 0.5. Per output phase i (index = scale * k + i) the
      * four source pixels start at k + offsets[i] (edges repeated) with weights[i][0..3]:
@@ -165,6 +226,8 @@ void bicubic_add_rows(const float *lr, int height, int width, int channels, int 
         for (int q = 0; q < width * channels; q++)
             column[q] = ((wy[0] * rows[0][q] + wy[1] * rows[1][q]) + wy[2] * rows[2][q]) + wy[3] * rows[3][q];
         float *o = out + (int64_t)y * out_width * channels;
+        /* maps (pixel shuffle folded in): output (y, x, ch) is maps[y / s][x / s][(ch * s + y % s) * s + x % s] */
+        const float *m = maps ? maps + (int64_t)k * width * channels * scale * scale + (int64_t)phase * scale : NULL;
         for (int x = 0; x < out_width; x++) {
             const int q = x / scale, px = x % scale;
             const float *wx = weights + 4 * px;
@@ -176,7 +239,8 @@ void bicubic_add_rows(const float *lr, int height, int width, int channels, int 
             for (int ch = 0; ch < channels; ch++) {
                 const float v = ((wx[0] * column[cols[0] + ch] + wx[1] * column[cols[1] + ch])
                                  + wx[2] * column[cols[2] + ch]) + wx[3] * column[cols[3] + ch];
-                o[(int64_t)x * channels + ch] = ((o[(int64_t)x * channels + ch] + 0.5f) + v) - 0.5f;
+                const float before = m ? m[((int64_t)q * channels + ch) * scale * scale + px] : o[(int64_t)x * channels + ch];
+                o[(int64_t)x * channels + ch] = ((before + 0.5f) + v) - 0.5f;
             }
         }
     }

@@ -44,6 +44,9 @@ cdef extern from "bitconv.h":
                            int cout, float *out, int row_begin, int row_end) nogil
     void bicubic_add_rows(const float *lr, int height, int width, int channels, int scale, const float *weights,
                           const int *offsets, float *out, int row_begin, int row_end, float *column) nogil
+    void bicubic_shuffle_add_rows(const float *lr, int height, int width, int channels, int scale,
+                                  const float *weights, const int *offsets, const float *maps, float *out,
+                                  int row_begin, int row_end, float *column) nogil
 
 PATHS = {0: "portable", 1: "popcnt", 2: "avx2", 3: "avx512"}
 MAX_CHANNELS = BSRN_MAX_CHANNELS
@@ -146,6 +149,27 @@ def bicubic_add(const float[:, :, ::1] lr, const float[:, ::1] weights, const in
     with nogil:
         bicubic_add_rows(&lr[0, 0, 0], height, width, channels, scale, &weights[0, 0], &offsets[0], &out[0, 0, 0],
                          row_begin, row_end, &col[0])
+
+
+def bicubic_shuffle_add(const float[:, :, ::1] lr, const float[:, ::1] weights, const int[::1] offsets,
+                        const float[:, :, ::1] maps, float[:, :, ::1] out, int row_begin, int row_end):
+    """Rows [row_begin, row_end) of out (H*s, W*s, c) = ((pixel_shuffle(maps) + 0.5) + bicubic(lr)) - 0.5,
+    maps (H, W, c*s*s) before the upsampler's pixel shuffle: the shuffle, the skip and the output
+    in one pass (kernels/floatconv.c)."""
+    cdef int height = lr.shape[0], width = lr.shape[1], channels = lr.shape[2], scale = weights.shape[0]
+    if (weights.shape[1] != 4 or offsets.shape[0] != scale or out.shape[0] != height * scale
+            or out.shape[1] != width * scale or out.shape[2] != channels or maps.shape[0] != height
+            or maps.shape[1] != width or maps.shape[2] != channels * scale * scale):
+        raise ValueError("bicubic_shuffle_add: shapes do not match")
+    if not (0 <= row_begin <= row_end <= out.shape[0]):
+        raise ValueError("bicubic_shuffle_add: bad row range")
+    if row_begin == row_end or width == 0:
+        return
+    column = np.empty(max(width * channels, 1), dtype=np.float32)
+    cdef float[::1] col = column
+    with nogil:
+        bicubic_shuffle_add_rows(&lr[0, 0, 0], height, width, channels, scale, &weights[0, 0], &offsets[0],
+                                 &maps[0, 0, 0], &out[0, 0, 0], row_begin, row_end, &col[0])
 
 
 cdef bitconv_layer make_layer(int ksize, int cin, const uint64_t[:, ::1] wts, const uint64_t[::1] grouped,

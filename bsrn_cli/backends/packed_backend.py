@@ -183,11 +183,15 @@ class PackedBSRN:
         if self.body_conv is not None:
             body = self._conv(self.body_conv, body, "body conv")
         maps = body + features.reshape(height, width, -1)
-        for i, step in enumerate(self.upsampler):
+        skip = self.config.image_skip
+        # a last pixel shuffle by the model's scale followed by the bicubic skip: both in one C pass
+        fold = skip == "bicubic" and not isinstance(self.upsampler[-1], FloatConv) and self.upsampler[-1] == self.scale
+        for i, step in enumerate(self.upsampler[:-1] if fold else self.upsampler):
             maps = self._conv(step, maps, f"upsampler {i}") if isinstance(step, FloatConv) \
                 else pixel_shuffle(maps, step)
-        skip = self.config.image_skip
-        if skip == "bicubic":
+        if fold:
+            result = self._add_bicubic(pixels, maps, shuffled=False)
+        elif skip == "bicubic":
             result = self._add_bicubic(pixels, maps)
         else:
             result = maps + np.float32(0.5)
@@ -196,11 +200,18 @@ class PackedBSRN:
                 result = (result + upscaled) - np.float32(0.5)
         return result
 
-    def _add_bicubic(self, pixels: np.ndarray, maps: np.ndarray) -> np.ndarray:
+    def _add_bicubic(self, pixels: np.ndarray, maps: np.ndarray, shuffled: bool = True) -> np.ndarray:
         """((maps + 0.5) + bicubic(pixels)) - 0.5, the model's output with its image skip, in C and in
         place (kernels/floatconv.c: the weights depend only on an output pixel's phase, never on its
-        position, so a tile's pixels equal the whole image's)."""
+        position, so a tile's pixels equal the whole image's). ``shuffled`` False: ``maps`` is the
+        upsampler's output before its pixel shuffle by the model's scale, done in the same pass."""
         offsets, weights = self.cubic_phases
+        if not shuffled:
+            height, width = pixels.shape[:2]
+            result = np.empty((height * self.scale, width * self.scale, pixels.shape[2]), dtype=np.float32)
+            bitpack.run_in_ranges(bitpack._packed.bicubic_shuffle_add, result.shape[0], pixels, weights, offsets,
+                                  np.ascontiguousarray(maps), result, pool=self.pool, threads=self.threads)
+            return result
         result = np.ascontiguousarray(maps)
         bitpack.run_in_ranges(bitpack._packed.bicubic_add, result.shape[0], pixels, weights, offsets, result,
                               pool=self.pool, threads=self.threads)

@@ -104,6 +104,29 @@ def test_float_conv_matches_torch_and_a_crop_gives_identical_pixels(dispatch_pat
         assert np.array_equal(got[inner], whole[y0:y1, x0:x1][inner]), (y0, y1, x0, x1)
 
 
+@pytest.mark.parametrize("cin,cout", [(3, 48), (13, 27), (48, 48)])
+def test_float_conv_avx512_equals_avx2_bit_for_bit(cin, cout):
+    """The avx512 float conv (16 channels per register, 12 pixels per pass) does each output
+    channel's multiply-adds in the AVX2 tiles' order: identical maps, on rows of several passes."""
+    from bsrn_cli import _packed
+    from bsrn_cli.backends.packed_backend import FloatConv
+    from bsrn_cli.backends.packed_export import FloatConvWeights
+
+    rng = np.random.default_rng(cin * 100 + cout)
+    layer = FloatConv(FloatConvWeights(rng.standard_normal((cout, cin, 3, 3), dtype=np.float32),
+                                       rng.standard_normal(cout, dtype=np.float32)))
+    hwc = rng.standard_normal((7, 29, cin), dtype=np.float32)
+    before = _packed.path()
+    try:
+        got = {}
+        for path in ("avx2", "avx512"):
+            force_path(path)
+            got[path] = layer(hwc, np.empty((7, 29, cout), np.float32), None, 1)
+    finally:
+        _packed.set_path(before)
+    assert np.array_equal(got["avx2"], got["avx512"])
+
+
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_bicubic_skip_matches_torch_and_a_crop_gives_identical_pixels(scale):
     """The C bicubic image skip, added in place: out = ((out + 0.5) + bicubic(lr)) - 0.5, equal to
@@ -122,3 +145,22 @@ def test_bicubic_skip_matches_torch_and_a_crop_gives_identical_pixels(scale):
     crop = np.ascontiguousarray(upsampled[2 * s:8 * s, 3 * s:12 * s])
     _packed.bicubic_add(np.ascontiguousarray(hwc[2:8, 3:12]), weights, offsets, crop, 0, 6 * s)
     assert np.array_equal(crop[2 * s:4 * s, 2 * s:7 * s], whole[4 * s:6 * s, 5 * s:10 * s])
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_bicubic_skip_with_the_pixel_shuffle_folded_in_equals_shuffle_then_skip(scale):
+    """The tail's last pixel shuffle read straight from the upsampler's output by the bicubic
+    skip kernel: the same values as the shuffle followed by the skip, also over split row ranges."""
+    from bsrn_cli import _packed
+    from bsrn_cli.backends.packed_backend import _cubic_phases, pixel_shuffle
+
+    rng = np.random.default_rng(scale)
+    lr = rng.random((5, 7, 3), dtype=np.float32)
+    maps = rng.standard_normal((5, 7, 3 * scale * scale), dtype=np.float32)
+    offsets, weights = _cubic_phases(scale)
+    expected = np.ascontiguousarray(pixel_shuffle(maps, scale))
+    _packed.bicubic_add(lr, weights, offsets, expected, 0, 5 * scale)
+    got = np.full_like(expected, np.nan)
+    _packed.bicubic_shuffle_add(lr, weights, offsets, maps, got, 0, 3)
+    _packed.bicubic_shuffle_add(lr, weights, offsets, maps, got, 3, 5 * scale)
+    assert np.array_equal(got, expected)

@@ -137,3 +137,27 @@ def test_one_block_equals_the_torch_block():
             expected = block(features, kernels[index])
             got = packed.block(index, to_pixels(features), 10, 7)
             assert np.allclose(got.reshape(10, 7, 8), expected[0].permute(1, 2, 0).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("channels", [16, 24, 48, 64])
+def test_avx512_and_avx2_paths_give_the_same_image_bit_for_bit(channels):
+    """The avx512 fused pass (16 floats per register, 8 output channels per popcount register,
+    chunks of 16 pixels) and float convs (12 pixels per pass) do the AVX2 path's arithmetic in
+    the same order: the same image bit for bit, on a map with several chunks per row (24: the
+    avx512 path's 8-float pass), and the torch network's within float rounding."""
+    from bsrn_cli import _packed
+    from tests.backends.conftest import force_path
+
+    before = _packed.path()
+    model = _model("fast", channels)
+    x = torch.rand(1, 3, 13, 37, generator=torch.Generator().manual_seed(channels))
+    try:
+        got = {}
+        for path in ("avx2", "avx512"):
+            force_path(path)
+            got[path] = PackedBSRN(model, threads=2)(x)
+    finally:
+        _packed.set_path(before)
+    assert torch.equal(got["avx2"], got["avx512"])
+    with torch.no_grad():
+        assert torch.allclose(got["avx512"], model(x), atol=1e-4)
