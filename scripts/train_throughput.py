@@ -43,6 +43,12 @@ def load_average() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
 
 
+def _peak_rss_mib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def one_variant(args) -> dict:
     """Runs in the child process: time one (compile, precision) variant."""
     import torch
@@ -81,18 +87,26 @@ def one_variant(args) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    times, losses = [], []
+    times, cpu_times, losses = [], [], []
     for _ in range(args.warmup + args.steps):
         sync()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         losses.append(float(step()))
         sync()
         times.append(time.perf_counter() - t0)
-    timed = times[args.warmup:]
+        cpu_times.append(time.process_time() - c0)
+        print(f"{args.one}: step {len(times)} {times[-1]:.2f} s (cpu {cpu_times[-1]:.2f} s)", file=sys.stderr, flush=True)
+    timed, cpu_timed = times[args.warmup:], cpu_times[args.warmup:]
+    threads = torch.get_num_threads()
     result = {"variant": args.one, "compile": compile_mode, "precision": precision,
               "first_step_s": round(times[0], 3), "step_s": [round(t, 4) for t in timed],
               "median_step_s": round(statistics.median(timed), 4),
-              "patches_per_s": round(config.batch / statistics.median(timed), 3), "losses": losses}
+              "patches_per_s": round(config.batch / statistics.median(timed), 3),
+              # CPU seconds of this process per step (all threads): what the step costs when it
+              # shares the cores with other work; batch * threads / cpu_s is the rate on idle cores.
+              "cpu_s_per_step": round(statistics.median(cpu_timed), 3),
+              "patches_per_s_idle_estimate": round(config.batch * threads / statistics.median(cpu_timed), 3),
+              "threads": threads, "peak_rss_mib": round(_peak_rss_mib(), 1), "losses": losses}
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 
@@ -144,7 +158,8 @@ def main() -> None:
         command = [sys.executable, __file__, "--one", variant] + [
             a for a in sys.argv[1:]]
         started = time.monotonic()
-        done = subprocess.run(command, capture_output=True, text=True)
+        done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        sys.stderr.write(done.stderr[-2000:] if done.returncode else "")
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
             row = {"variant": variant, "error": " | ".join(tail)}
@@ -157,6 +172,7 @@ def main() -> None:
             print(f"{variant:12s} failed: {row['error']}", flush=True)
         else:
             print(f"{variant:12s} {row['patches_per_s']:8.2f} patches/s  median step {row['median_step_s']:.3f} s  "
+                  f"cpu {row['cpu_s_per_step']:.2f} s/step ({row['patches_per_s_idle_estimate']:.2f} idle est.)  "
                   f"first step {row['first_step_s']:.1f} s  load {before[0]:.2f} -> {row['load_after'][0]:.2f}",
                   flush=True)
     if args.json:
