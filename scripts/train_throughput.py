@@ -120,7 +120,7 @@ def one_variant(args) -> dict:
                              "top": [{"name": e.key, "calls": e.count, "self_ms": round(e.self_cpu_time_total / 1000, 1),
                                       "share": round(e.self_cpu_time_total / total, 3)}
                                      for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:args.profile_rows]]}
-        Path(args.profile).write_text(table)
+        Path(args.profile.format(variant=args.one)).write_text(table)
     return result
 
 
@@ -137,7 +137,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model", default="", help="JSON of model overrides, e.g. '{\"hpb_blocks\": 2}'")
     parser.add_argument("--json", default=None, help="write the results here")
-    parser.add_argument("--profile", default=None, help="(one variant) write a torch.profiler table of one step here")
+    parser.add_argument("--profile", default=None, help="write a torch.profiler table of one more step here ({variant} in the path: one file per variant)")
     parser.add_argument("--profile-rows", type=int, default=25)
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -147,8 +147,10 @@ def main() -> None:
 
     import torch
 
+    from bsrn_cli.train.step import cpu_has_bf16
+
     record = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cpu": cpu_name(),
-              "cores": os.cpu_count(), "torch": torch.__version__, "device": args.device,
+              "cores": os.cpu_count(), "cpu_bf16": cpu_has_bf16(), "torch": torch.__version__, "device": args.device,
               "config": args.config, "batch": args.batch, "lr_patch": args.patch, "steps": args.steps,
               "warmup": args.warmup, "threads": args.threads or torch.get_num_threads(),
               "model_overrides": json.loads(args.model) if args.model else {},

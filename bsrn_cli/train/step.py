@@ -3,13 +3,14 @@ scripts/train_throughput.py times.
 
 ``compile``: ``off``; ``model`` (``torch.compile`` of the whole network, ``dynamic=False``);
 ``blocks`` (regional: each binary block compiled in place, one graph that every block of the
-same shape reuses, so compiling takes seconds instead of minutes; the effective binary kernels
+same shape reuses, compiled once for all of them; the effective binary kernels
 and the float head and tail stay eager); ``on`` is ``blocks``; ``auto`` is what measurement chose
-per device (docs/training.md, "Throughput on the CPU").
+per device (docs/training.md, "Throughput on the CPU"), except for runs of fewer than
+``AUTO_COMPILE_MIN_STEPS`` steps, which stay eager.
 
 ``precision``: ``fp32``; ``bf16`` (autocast: the convolutions in bfloat16, the BatchNorms, the
-quantizer arithmetic and the loss in float32); ``auto``: bf16 on CUDA and on CPUs with native
-bfloat16 arithmetic (AVX512-BF16 or AMX), else fp32.
+quantizer arithmetic and the loss in float32); ``auto``: bf16 on CUDA, fp32 on CPUs (bf16 autocast
+measured 2-4x slower there, AVX512-BF16 included).
 """
 
 from __future__ import annotations
@@ -37,13 +38,17 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         return precision
     if device.type == "cuda":
         return "bf16"
-    return "bf16" if device.type == "cpu" and cpu_has_bf16() else "fp32"
+    return "fp32"  # CPUs: bf16 autocast measured slower, even with AVX512-BF16 (docs/training.md)
 
 
-def resolve_compile(mode: str, device: torch.device) -> str:
-    """``off``, ``model`` or ``blocks`` for this device and torch."""
+AUTO_COMPILE_MIN_STEPS = 100  # compiling takes about a minute: shorter runs stay eager under auto
+
+
+def resolve_compile(mode: str, device: torch.device, steps_left: int | None = None) -> str:
+    """``off``, ``model`` or ``blocks`` for this device, torch and run length."""
     if mode == "auto":
-        mode = "blocks" if device.type in ("cpu", "cuda") else "off"
+        long_enough = steps_left is None or steps_left >= AUTO_COMPILE_MIN_STEPS
+        mode = "blocks" if device.type in ("cpu", "cuda") and long_enough else "off"
     if mode == "on":
         mode = "blocks"
     if mode != "off" and not hasattr(torch, "compile"):

@@ -16,7 +16,7 @@ def _step(model, compile_mode, lr, hr):
     loss = forward_backward(net, lr, hr, autocast(torch.device("cpu"), "fp32"), optimizer)
     grads = {name: p.grad.detach().clone() for name, p in model.named_parameters()}
     optimizer.step()
-    return float(loss), grads, model
+    return float(loss.detach()), grads, model
 
 
 @pytest.mark.skipif(not hasattr(torch.compiler, "set_stance"), reason="regional compile needs torch >= 2.6")
