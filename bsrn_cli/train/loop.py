@@ -310,8 +310,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
         net = nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None,
                                                   find_unused_parameters=True)
     eager_net = net
-    compile_mode = resolve_compile(config.compile, device, config.steps - state["step"])
     precision = resolve_precision(config.precision, device)
+    compile_mode = resolve_compile(config.compile, device, config.steps - state["step"], precision)
     net = compile_network(net, model, compile_mode, device)
     precision_context = autocast(device, precision)
     log(f"device {device.type}, precision {precision}, compile {compile_mode}")

@@ -5,12 +5,12 @@ scripts/train_throughput.py times.
 ``blocks`` (regional: each binary block compiled in place, one graph that every block of the
 same shape reuses, compiled once for all of them; the effective binary kernels
 and the float head and tail stay eager); ``on`` is ``blocks``; ``auto`` is what measurement chose
-per device (docs/training.md, "Throughput on the CPU"), except for runs of fewer than
-``AUTO_COMPILE_MIN_STEPS`` steps, which stay eager.
+per device (docs/training.md, "Throughput on the CPU"): ``blocks`` on CUDA and with bf16 on a
+CPU, else ``off``; runs of fewer than ``AUTO_COMPILE_MIN_STEPS`` steps stay eager.
 
 ``precision``: ``fp32``; ``bf16`` (autocast: the convolutions in bfloat16, the BatchNorms, the
-quantizer arithmetic and the loss in float32); ``auto``: bf16 on CUDA, fp32 on CPUs (bf16 autocast
-measured 2-4x slower there, AVX512-BF16 included).
+quantizer arithmetic and the loss in float32); ``auto``: bf16 on CUDA and on CPUs with native
+bfloat16 (AVX512-BF16 or AMX), else fp32.
 """
 
 from __future__ import annotations
@@ -38,17 +38,21 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         return precision
     if device.type == "cuda":
         return "bf16"
-    return "fp32"  # CPUs: bf16 autocast measured slower, even with AVX512-BF16 (docs/training.md)
+    # CPUs: bf16 pays only compiled and with native bf16 (docs/training.md); compile auto follows.
+    return "bf16" if device.type == "cpu" and cpu_has_bf16() else "fp32"
 
 
 AUTO_COMPILE_MIN_STEPS = 100  # compiling takes about a minute: shorter runs stay eager under auto
 
 
-def resolve_compile(mode: str, device: torch.device, steps_left: int | None = None) -> str:
-    """``off``, ``model`` or ``blocks`` for this device, torch and run length."""
+def resolve_compile(mode: str, device: torch.device, steps_left: int | None = None, precision: str = "fp32") -> str:
+    """``off``, ``model`` or ``blocks`` for this device, precision, torch and run length."""
     if mode == "auto":
         long_enough = steps_left is None or steps_left >= AUTO_COMPILE_MIN_STEPS
-        mode = "blocks" if device.type in ("cpu", "cuda") and long_enough else "off"
+        # CPUs: compiled fp32 measured slower than eager on an idle machine, compiled bf16 a little
+        # faster and with a third of the memory (docs/training.md).
+        wanted = device.type == "cuda" or (device.type == "cpu" and precision == "bf16")
+        mode = "blocks" if wanted and long_enough else "off"
     if mode == "on":
         mode = "blocks"
     if mode != "off" and not hasattr(torch, "compile"):
