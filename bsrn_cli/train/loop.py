@@ -37,7 +37,7 @@ from bsrn_cli.pretrained.weights import read_weights, save_weights
 from bsrn_cli.train.checkpoint import load_checkpoint, save_checkpoint
 from bsrn_cli.train.data import PatchSampler, find_images, to_device
 from bsrn_cli.train.step import (COMPILE_MODES, PRECISIONS, autocast, compile_network, eager, forward_backward,
-                                 resolve_compile, resolve_precision, uncompile)
+                                 resolve, uncompile)
 
 SCHEDULES = ("step", "cosine")
 
@@ -310,8 +310,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
         net = nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None,
                                                   find_unused_parameters=True)
     eager_net = net
-    precision = resolve_precision(config.precision, device)
-    compile_mode = resolve_compile(config.compile, device, config.steps - state["step"], precision)
+    compile_mode, precision = resolve(config.compile, config.precision, device, config.steps - state["step"])
     net = compile_network(net, model, compile_mode, device)
     precision_context = autocast(device, precision)
     log(f"device {device.type}, precision {precision}, compile {compile_mode}")

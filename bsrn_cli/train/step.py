@@ -6,11 +6,11 @@ scripts/train_throughput.py times.
 same shape reuses, compiled once for all of them; the effective binary kernels
 and the float head and tail stay eager); ``on`` is ``blocks``; ``auto`` is what measurement chose
 per device (docs/training.md, "Throughput on the CPU"): ``blocks`` on CUDA and with bf16 on a
-CPU, else ``off``; runs of fewer than ``AUTO_COMPILE_MIN_STEPS`` steps stay eager.
+CPU, else ``off``; runs of fewer than ``AUTO_COMPILE_MIN_STEPS`` steps stay eager (:func:`resolve`).
 
 ``precision``: ``fp32``; ``bf16`` (autocast: the convolutions in bfloat16, the BatchNorms, the
-quantizer arithmetic and the loss in float32); ``auto``: bf16 on CUDA and on CPUs with native
-bfloat16 (AVX512-BF16 or AMX), else fp32.
+quantizer arithmetic and the loss in float32); ``auto``: bf16 on CUDA, and on CPUs with native
+bfloat16 (AVX512-BF16 or AMX) when the blocks are compiled; else fp32.
 """
 
 from __future__ import annotations
@@ -33,33 +33,35 @@ def cpu_has_bf16() -> bool:
         return False
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    if precision != "auto":
-        return precision
-    if device.type == "cuda":
-        return "bf16"
-    # CPUs: bf16 pays only compiled and with native bf16 (docs/training.md); compile auto follows.
-    return "bf16" if device.type == "cpu" and cpu_has_bf16() else "fp32"
-
-
 AUTO_COMPILE_MIN_STEPS = 100  # compiling takes about a minute: shorter runs stay eager under auto
 
 
-def resolve_compile(mode: str, device: torch.device, steps_left: int | None = None, precision: str = "fp32") -> str:
-    """``off``, ``model`` or ``blocks`` for this device, precision, torch and run length."""
-    if mode == "auto":
-        long_enough = steps_left is None or steps_left >= AUTO_COMPILE_MIN_STEPS
-        # CPUs: compiled fp32 measured slower than eager on an idle machine, compiled bf16 a little
-        # faster and with a third of the memory (docs/training.md).
-        wanted = device.type == "cuda" or (device.type == "cpu" and precision == "bf16")
-        mode = "blocks" if wanted and long_enough else "off"
-    if mode == "on":
-        mode = "blocks"
-    if mode != "off" and not hasattr(torch, "compile"):
-        return "off"
-    if mode == "blocks" and not (hasattr(nn.Module, "compile") and hasattr(torch.compiler, "set_stance")):
-        return "model"  # torch < 2.6: no in-place module compile / no way to run it eagerly for validation
-    return mode
+def resolve(compile_mode: str, precision: str, device: torch.device, steps_left: int | None = None) -> tuple[str, str]:
+    """(compile mode: off | model | blocks, precision: fp32 | bf16) for this device, torch and run.
+
+    CUDA: auto is compiled blocks in bf16. CPUs: compiled fp32 and eager bf16 both measured
+    slower than eager fp32 on an idle machine, compiled bf16 a little faster and with a quarter of
+    the memory (docs/training.md), so auto is compiled bf16 where the CPU has native bf16 and the
+    run is long enough to pay for compiling, else eager fp32.
+    """
+    long_enough = steps_left is None or steps_left >= AUTO_COMPILE_MIN_STEPS
+    if device.type == "cuda":
+        wanted = True
+    elif device.type == "cpu":
+        wanted = cpu_has_bf16() and precision in ("auto", "bf16") and compile_mode in ("auto", "on", "blocks")
+    else:
+        wanted = False
+    if compile_mode == "auto":
+        compile_mode = "blocks" if wanted and long_enough else "off"
+    if compile_mode == "on":
+        compile_mode = "blocks"
+    if compile_mode != "off" and not hasattr(torch, "compile"):
+        compile_mode = "off"
+    if compile_mode == "blocks" and not (hasattr(nn.Module, "compile") and hasattr(torch.compiler, "set_stance")):
+        compile_mode = "model"  # torch < 2.6: no in-place module compile / no way to run it eagerly for validation
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" or (wanted and compile_mode != "off") else "fp32"
+    return compile_mode, precision
 
 
 def autocast(device: torch.device, precision: str):

@@ -50,3 +50,18 @@ def test_per_channel_parameters_are_vectors_saved_as_nchw():
     other.load_state_dict(state)
     for name, p in model.named_parameters():
         assert torch.equal(p, dict(other.named_parameters())[name]), name
+
+
+def test_auto_settings_follow_the_measurements(monkeypatch):
+    from bsrn_cli.train import step
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(step, "cpu_has_bf16", lambda: True)
+    assert step.resolve("auto", "auto", cpu, 1000) == ("blocks", "bf16")
+    assert step.resolve("auto", "auto", cpu, 10) == ("off", "fp32")  # too short to pay for compiling
+    assert step.resolve("auto", "fp32", cpu, 1000) == ("off", "fp32")
+    assert step.resolve("off", "auto", cpu, 1000) == ("off", "fp32")
+    assert step.resolve("blocks", "fp32", cpu, 10) == ("blocks", "fp32")
+    assert step.resolve("auto", "auto", cuda, 1000) == ("blocks", "bf16")
+    monkeypatch.setattr(step, "cpu_has_bf16", lambda: False)
+    assert step.resolve("auto", "auto", cpu, 1000) == ("off", "fp32")
