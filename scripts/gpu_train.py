@@ -94,7 +94,7 @@ def main() -> None:
                  if '"it_per_s"' in line]
         results["runs"][f"x{scale}"] = {"steps": summary["step"], "train_seconds": summary["seconds"],
                                         "wall_seconds": time.monotonic() - started, "batch": config.batch,
-                                        "lr_patch": config.lr_patch, "compile": config.compile,
+                                        "lr_patch": config.lr_patch, "compile": config.compile, "precision": config.precision,
                                         "median_it_per_s": float(np.median(rates[1:] or rates)) if rates else None,
                                         "best_steps": meta["training"]["steps"], "init": config.init, **scores}
         shutil.copy(best, out / f"bsrn-fast-x{scale}.safetensors")

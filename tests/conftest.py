@@ -47,8 +47,11 @@ def tiny_model(scale: int = 2, preset: str = "fast", channels: int = 8, seed: in
     torch.manual_seed(seed)
     model = BSRN(preset_config(preset, scale, channels=channels, hpb_blocks=1, **overrides))
     with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() == 4 and p.abs().sum() == 0:  # zero-initialised last conv: give it content
+        nchw = model.state_dict()
+        for name, p in model.named_parameters():
+            # Zero-initialised tensors stored as 4-D (the last conv; thresholds and RPReLU shifts,
+            # 1-D in the module): give them content.
+            if nchw[name].dim() == 4 and p.abs().sum() == 0:
                 p.normal_(0, 0.1)
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):

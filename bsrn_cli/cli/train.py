@@ -38,7 +38,11 @@ def train_command(
     init: Annotated[Optional[Path], typer.Option(help="Start from the matching tensors of these weights.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/last.safetensors if present.")] = False,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda or auto.")] = None,
-    compile: Annotated[Optional[str], typer.Option(help="torch.compile: auto (on CUDA), on or off.")] = None,
+    compile: Annotated[Optional[str], typer.Option(
+        help="torch.compile: auto, on (= blocks), off, blocks (each binary block) or model (the whole network).")] = None,
+    precision: Annotated[Optional[str], typer.Option(
+        help="fp32, bf16 (autocast) or auto (bf16 on CUDA and on CPUs with bf16 instructions).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Threads cutting batches ahead on CUDA (0: 2).")] = None,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads (0: torch default).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed.")] = None,
     downscale_larger_than: Annotated[Optional[int], typer.Option(
@@ -59,7 +63,7 @@ def train_command(
                "ema": ema, "time_budget": time_budget, "val_data": str(val) if val else None,
                "val_every": val_every, "checkpoint_every": checkpoint_every, "out": str(out) if out else None,
                "init": str(init) if init else None, "resume": resume or None, "device": device,
-               "compile": compile, "threads": threads, "seed": seed,
+               "compile": compile, "precision": precision, "workers": workers, "threads": threads, "seed": seed,
                "downscale_larger_than": downscale_larger_than}
     settings = make_config(config, options, sets)
     log = lambda line: console.print(line, markup=False, highlight=False)  # noqa: E731

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bsrn_cli.networks.layers import QuantConv2d, RPReLU
+from bsrn_cli.networks.layers import QuantConv2d, RPReLU, channel_vector, store_channel_vectors_as_nchw
 from bsrn_cli.networks.methods import METHODS, Binarization
 from bsrn_cli.networks.quantizers import ActivationAccumulator, WeightAccumulator
 
@@ -48,13 +48,15 @@ class BinaryBlock(nn.Module):
             ActivationAccumulator(n_terms=i + 1, channels=c,
                                   mode=config.activation_accumulation if config.is_bam else "none")
             for i in range(len(kernel_sizes)))
-        self.thresholds = (nn.ParameterList(nn.Parameter(torch.zeros(1, c, 1, 1)) for _ in kernel_sizes)
+        self.thresholds = (nn.ParameterList(nn.Parameter(torch.zeros(c)) for _ in kernel_sizes)
                            if config.threshold else None)
         self.rprelu = nn.ModuleList(RPReLU(c) for _ in kernel_sizes) if config.rprelu else None
         # A learned per-output-channel gain (folded into E(|W|) at inference) keeps the sum of
         # many binary convs' outputs near the scale of the head's features at the start.
         self.gains = nn.ParameterList(
-            nn.Parameter(torch.full((1, c, 1, 1), config.residual_scale)) for _ in kernel_sizes)
+            nn.Parameter(torch.full((c,), config.residual_scale)) for _ in kernel_sizes)
+        store_channel_vectors_as_nchw(self, tuple(f"{kind}.{i}" for kind in ("gains", "thresholds")
+                                                  for i in range(len(kernel_sizes))))
 
     def kernels(self, earlier: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
         """The effective kernels of the block's convs (eq. 3 under BAM); ``earlier``: long-range filters."""
@@ -72,8 +74,8 @@ class BinaryBlock(nn.Module):
         for i, conv in enumerate(self.convs):
             a = self.act_acc[i](activations)
             if self.thresholds is not None:
-                a = a - self.thresholds[i]
-            z = conv(a, kernels[i]) * self.gains[i]
+                a = a - channel_vector(self.thresholds[i])
+            z = conv(a, kernels[i]) * channel_vector(self.gains[i])
             if self.rprelu is not None:
                 z = self.rprelu[i](z)
             h = h + z if self.fp_skip else z

@@ -48,14 +48,43 @@ class QuantConv2d(nn.Conv2d):
         return F.conv2d(x, kernel, self.bias, padding=self.padding)
 
 
+def channel_vector(p: torch.Tensor) -> torch.Tensor:
+    """A per-channel (C,) parameter shaped to broadcast over NCHW maps."""
+    return p.view(1, -1, 1, 1)
+
+
+def store_channel_vectors_as_nchw(module: nn.Module, names: tuple[str, ...]) -> None:
+    """Per-channel parameters are 1-D (C,) in the module but (1, C, 1, 1) in state dicts.
+
+    Weights files and checkpoints have always held them as (1, C, 1, 1); a 1-D parameter keeps
+    torch.compile's backward from returning a gradient of the other shape (pytorch#178080).
+    ``names`` are relative to ``module`` (``gains.0``, ``shift_in``).
+    """
+
+    def save(_module, state, prefix, _meta):
+        for name in names:
+            if prefix + name in state:
+                state[prefix + name] = state[prefix + name].view(1, -1, 1, 1)
+
+    def load(state, prefix, *_args):
+        for name in names:
+            value = state.get(prefix + name)
+            if value is not None and value.dim() == 4:
+                state[prefix + name] = value.reshape(-1)
+
+    module._register_state_dict_hook(save)
+    module._register_load_state_dict_pre_hook(load)
+
+
 class RPReLU(nn.Module):
     """PReLU with learned per-channel shifts before and after (ReActNet / BBCU)."""
 
     def __init__(self, channels: int):
         super().__init__()
-        self.shift_in = nn.Parameter(torch.zeros(1, channels, 1, 1))
-        self.shift_out = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.shift_in = nn.Parameter(torch.zeros(channels))
+        self.shift_out = nn.Parameter(torch.zeros(channels))
         self.prelu = nn.PReLU(channels, init=0.25)
+        store_channel_vectors_as_nchw(self, ("shift_in", "shift_out"))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.prelu(x - self.shift_in) + self.shift_out
+        return self.prelu(x - channel_vector(self.shift_in)) + channel_vector(self.shift_out)

@@ -57,9 +57,13 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.O
     if optimizer is None:
         return header["loop"]
     state: dict[int, dict] = {}
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     for key, value in tensors.items():
         if key.startswith("optim."):
             _, index, name = key.split(".", 2)
+            param = params[int(index)] if int(index) < len(params) else None
+            if param is not None and value.dim() and value.shape != param.shape and value.numel() == param.numel():
+                value = value.reshape(param.shape)  # per-channel vectors saved as (1, C, 1, 1) before
             state.setdefault(int(index), {})[name] = value
     optimizer.load_state_dict({"state": state, "param_groups": header["param_groups"]})
     return header["loop"]

@@ -127,13 +127,16 @@ class PatchSampler:
         return to_device(*self.sample_uint8(batch, lr_patch, rng), device=device)
 
 
-def to_device(*arrays: np.ndarray, device: str | torch.device = "cpu") -> tuple[torch.Tensor, ...]:
+def to_device(*arrays: np.ndarray | torch.Tensor, device: str | torch.device = "cpu") -> tuple[torch.Tensor, ...]:
+    """uint8 NHWC batches (numpy, or tensors already in pinned memory) -> float NCHW views in [0, 1]."""
     device = torch.device(device)
     out = []
     for array in arrays:
-        tensor = torch.from_numpy(array)
+        tensor = array if isinstance(array, torch.Tensor) else torch.from_numpy(array)
         if device.type == "cuda":
-            tensor = tensor.pin_memory().to(device, non_blocking=True)
+            if not tensor.is_pinned():
+                tensor = tensor.pin_memory()
+            tensor = tensor.to(device, non_blocking=True)
         out.append(tensor.permute(0, 3, 1, 2).float().div_(255.0))
     return tuple(out)
 

@@ -20,7 +20,6 @@ import queue
 import signal
 import threading
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -28,7 +27,6 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 
 from bsrn_cli.backends.torch_backend import tensor_to_uint8
@@ -41,6 +39,8 @@ from bsrn_cli.pretrained.registry import get_entry
 from bsrn_cli.pretrained.weights import read_weights, save_weights
 from bsrn_cli.train.checkpoint import load_checkpoint, save_checkpoint
 from bsrn_cli.train.data import PatchSampler, find_images, to_device
+from bsrn_cli.train.step import (COMPILE_MODES, PRECISIONS, autocast, compile_network, eager, forward_backward,
+                                 resolve, uncompile)
 
 SCHEDULES = ("step", "cosine")
 
@@ -71,8 +71,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int = 0                  # CPU threads for torch; 0 leaves torch's default
-    bf16: bool = True                 # autocast on CUDA
-    compile: str = "auto"             # torch.compile: auto (on CUDA) | on | off
+    precision: str = "auto"           # fp32 | bf16 (autocast) | auto: bf16 on CUDA and on CPUs with bf16 (step.py)
+    compile: str = "auto"             # torch.compile: auto | on (= blocks) | off | model | blocks (step.py)
+    workers: int = 0                  # CUDA: threads cutting batches ahead of the step (0: 2); a CPU cuts in line
     val_data: str | None = None       # data set folder validated on (PSNR on Y)
     val_every: int = 1000
     log_every: int = 50
@@ -90,8 +91,14 @@ class TrainConfig:
         self.betas = tuple(self.betas)
         if self.schedule not in SCHEDULES:
             raise BsrnError(f"schedule must be one of {SCHEDULES}, not {self.schedule!r}")
-        if self.compile not in ("auto", "on", "off"):
-            raise BsrnError(f"compile must be auto, on or off, not {self.compile!r}")
+        if isinstance(self.compile, bool):  # compile = true / false in a TOML file
+            self.compile = "on" if self.compile else "off"
+        if self.compile not in COMPILE_MODES:
+            raise BsrnError(f"compile must be one of {', '.join(COMPILE_MODES)}, not {self.compile!r}")
+        if self.precision not in PRECISIONS:
+            raise BsrnError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+        if self.workers < 0:
+            raise BsrnError(f"workers must be 0 (automatic) or more, not {self.workers}")
         Degradation.from_config(self.degradation)  # names, types and ranges checked now
         if not 0.0 <= self.ema < 1.0:
             raise BsrnError(f"ema must be a decay in [0, 1), not {self.ema}")
@@ -202,17 +209,28 @@ class _StopFlag:
 
 
 class _Prefetcher:
-    """Cuts the next batches on a background thread while the device works (numpy releases the GIL)."""
+    """Cuts the next batches on background threads while the device works (numpy releases the GIL).
 
-    def __init__(self, sampler: PatchSampler, batch: int, patch: int, rng: np.random.Generator, depth: int = 3):
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+    Each worker has its own generator, drawn from the run's; ``pin``: batches come in pinned
+    host memory, so the copy to the GPU does not block.
+    """
+
+    def __init__(self, sampler: PatchSampler, batch: int, patch: int, rng: np.random.Generator,
+                 workers: int = 1, pin: bool = False, depth: int = 4):
+        self._queue: queue.Queue = queue.Queue(maxsize=max(depth, 2 * workers))
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(sampler, batch, patch, rng), daemon=True)
-        self._thread.start()
+        seeds = rng.integers(2**63, size=workers)
+        self._threads = [threading.Thread(target=self._run, daemon=True,
+                                          args=(sampler, batch, patch, np.random.default_rng(int(seed)), pin))
+                         for seed in seeds]
+        for thread in self._threads:
+            thread.start()
 
-    def _run(self, sampler, batch, patch, rng):
+    def _run(self, sampler, batch, patch, rng, pin):
         while not self._stop.is_set():
             item = sampler.sample_uint8(batch, patch, rng)
+            if pin:
+                item = tuple(torch.from_numpy(a).pin_memory() for a in item)
             while not self._stop.is_set():
                 try:
                     self._queue.put(item, timeout=0.1)
@@ -302,20 +320,10 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
         net = nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None,
                                                   find_unused_parameters=True)
     eager_net = net
-    compile_wanted = config.compile == "on" or (config.compile == "auto" and device.type == "cuda")
-    if compile_wanted and hasattr(torch, "compile"):
-        net = torch.compile(net)
-
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and config.bf16
-                else nullcontext())
-
-    def forward_backward(module: nn.Module, lr_batch: torch.Tensor, hr_batch: torch.Tensor) -> torch.Tensor:
-        optimizer.zero_grad(set_to_none=True)
-        with autocast:
-            sr = module(lr_batch)
-        loss = F.l1_loss(sr.float(), hr_batch)
-        loss.backward()
-        return loss
+    compile_mode, precision = resolve(config.compile, config.precision, device, config.steps - state["step"])
+    net = compile_network(net, model, compile_mode, device)
+    precision_context = autocast(device, precision)
+    log(f"device {device.type}, precision {precision}, compile {compile_mode}")
     listing = "\n".join(sorted(str(p) for p in paths)).encode()
     cfg = model.config
     training_record = {"backbone": config.backbone, "method": cfg.method_name,
@@ -324,7 +332,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
                        "batch": config.batch * world, "lr_patch": config.lr_patch, "device": str(device.type),
                        "devices": world,
                        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                       "ema": config.ema, "init_from": state.get("init_from"),
+                       "ema": config.ema, "precision": precision, "compile": compile_mode,
+                       "init_from": state.get("init_from"),
                        "degradation": degradation.to_dict() if degradation else "bicubic"}
     val_name = Path(config.val_data).name if config.val_data else None
     eval_model = ema.model if ema else model
@@ -346,10 +355,14 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item())
 
-    prefetch = _Prefetcher(sampler, config.batch, config.lr_patch, rng) if device.type == "cuda" else None
+    # On CUDA batches are cut ahead on worker threads (pinned host memory, copied without
+    # blocking); on a CPU the step itself uses every core and batches are cut in line, which
+    # also keeps a resumed single-process run identical to an uninterrupted one.
+    prefetch = (_Prefetcher(sampler, config.batch, config.lr_patch, rng, workers=config.workers or 2, pin=True)
+                if device.type == "cuda" else None)
     started = time.monotonic()
     seconds_before = state["seconds"]
-    window_loss, window_steps, window_start = 0.0, 0, time.monotonic()
+    window_loss, window_steps, window_start, window_wait = 0.0, 0, time.monotonic(), 0.0
     steps_this_call = 0
     model.train()
     log_file = open(out / "log.jsonl", "a") if main else None
@@ -359,19 +372,23 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
                 step = state["step"]
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate(config, step, time.monotonic() - started)
+                waited = time.monotonic()
                 if prefetch is not None:
                     lr_batch, hr_batch = to_device(*prefetch.next(), device=device)
                 else:
                     lr_batch, hr_batch = sampler.sample(config.batch, config.lr_patch, rng, device)
+                window_wait += time.monotonic() - waited
                 try:
-                    loss = forward_backward(net, lr_batch, hr_batch)
+                    loss = forward_backward(net, lr_batch, hr_batch, precision_context, optimizer)
                 except Exception as exc:  # torch.compile fails lazily, at the first call
-                    if net is eager_net or steps_this_call:
+                    if compile_mode == "off" or steps_this_call:
                         raise
                     log(f"torch.compile failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
                         "training without it")
-                    net = eager_net
-                    loss = forward_backward(net, lr_batch, hr_batch)
+                    uncompile(model)
+                    net, compile_mode = eager_net, "off"
+                    training_record["compile"] = "off (failed)"
+                    loss = forward_backward(net, lr_batch, hr_batch, precision_context, optimizer)
                 if config.grad_clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 optimizer.step()
@@ -393,17 +410,20 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
                         left = min(left, max(config.time_budget - (time.monotonic() - started), 0) * rate)
                     record = {"step": state["step"], "loss": window_loss / window_steps,
                               "lr": optimizer.param_groups[0]["lr"], "it_per_s": rate,
+                              "patches_per_s": rate * config.batch * world,
+                              "data_wait": round(window_wait / max(time.monotonic() - window_start, 1e-9), 4),
                               "seconds": round(state["seconds"], 1)}
                     log_file.write(json.dumps(record) + "\n")
                     log_file.flush()
                     if progress:
                         progress({**record, "steps": config.steps, "eta_seconds": left / max(rate, 1e-9)})
                     else:
-                        log(f"step {record['step']:>6}  loss {record['loss']:.4f}  {rate:.2f} it/s  "
+                        log(f"step {record['step']:>6}  loss {record['loss']:.4f}  {rate:.2f} it/s ({record['patches_per_s']:.1f} patches/s)  "
                             f"{state['seconds'] / 60:.1f} min")
-                    window_loss, window_steps, window_start = 0.0, 0, time.monotonic()
+                    window_loss, window_steps, window_start, window_wait = 0.0, 0, time.monotonic(), 0.0
                 if val_pairs and (state["step"] % config.val_every == 0 or finishing):
-                    metrics = validate(eval_model, val_pairs, device)
+                    with eager():  # whole images of other sizes: no recompilation
+                        metrics = validate(eval_model, val_pairs, device)
                     log_file.write(json.dumps({"step": state["step"], "val": metrics}) + "\n")
                     log_file.flush()
                     if progress:

@@ -48,8 +48,8 @@ def test_unknown_preset_names_the_known_ones():
 
 
 def test_set_values_parse_as_toml_or_stay_strings():
-    values = apply_sets({}, ["lr=3e-4", "upsampler=edsr", "bf16=false", "model.image_skip=\"nearest\""])
-    assert values["lr"] == 3e-4 and values["bf16"] is False
+    values = apply_sets({}, ["lr=3e-4", "upsampler=edsr", "precision=\"fp32\"", "model.image_skip=\"nearest\""])
+    assert values["lr"] == 3e-4 and values["precision"] == "fp32"
     assert values["model_overrides"] == {"upsampler": "edsr", "image_skip": "nearest"}
     with pytest.raises(BsrnError):
         apply_sets({}, ["nonsense"])

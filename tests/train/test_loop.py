@@ -160,3 +160,13 @@ def test_init_takes_a_registered_model_by_name():
     assert matched == len(model.state_dict()) and meta["scale"] == 4
     with pytest.raises(BsrnError, match="unknown model 'bsrn-nothing-x4'"):
         initialise_from(model, "bsrn-nothing-x4")
+
+
+@pytest.mark.skipif(not hasattr(torch.compiler, "set_stance"), reason="regional compile needs torch >= 2.6")
+def test_compiled_bf16_run_validates_eagerly_and_records_its_settings(images, tmp_path):
+    summary = train(_config(images, tmp_path, steps=2, compile="blocks", precision="bf16"), log=lambda _: None)
+    assert summary["step"] == 2
+    _, meta = read_weights(tmp_path / "run" / "best.safetensors")
+    assert (meta["training"]["compile"], meta["training"]["precision"]) == ("blocks", "bf16")
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert any("val" in r for r in records) and all(0 <= r["data_wait"] <= 1 for r in records if "loss" in r)
