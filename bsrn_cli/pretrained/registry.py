@@ -111,3 +111,16 @@ register_model(PretrainedModel(
     architecture="bsrn", config_summary=FAST_SUMMARY,
     quality={"Set5_psnr": 30.711, "Set5_ssim": 0.8703, "Set14_psnr": 27.573, "Set14_ssim": 0.7564,
              "B100_psnr": 27.011, "B100_ssim": 0.715}))
+
+# The real-photo model: the x4 above fine-tuned on LR made by the "real" degradation (blur, random
+# downscaling kernel, noise, JPEG; bsrn_cli/degrade.py, preset `real`), preliminary (400 CPU steps).
+# For compressed or noisy photos; on clean bicubic LR the clean model above is better.
+register_model(PretrainedModel(
+    name="bsrn-real-x4", scale=4, filename="bsrn-real-x4.safetensors",
+    sha256="cf1edd2dd306203785ffd8eb59e161661550a14f997f3f5c6c333d23a57a6e13", size=4551992,
+    description="BSRN 'fast' preset, x4, fine-tuned for real photos (JPEG, noise, blur), preliminary",
+    hub_repo=HUB_REPO, revision=RELEASE_REVISION, licence="mit", architecture="bsrn", config_summary=FAST_SUMMARY,
+    quality={"Set5_psnr": 30.317, "Set5_ssim": 0.8581, "Set14_psnr": 27.362, "Set14_ssim": 0.7411,
+             "B100_psnr": 26.828, "B100_ssim": 0.6982, "Set14-jpeg_psnr": 25.972, "Set14-jpeg_ssim": 0.6691,
+             "B100-jpeg_psnr": 25.827, "B100-jpeg_ssim": 0.644}))
+

@@ -89,7 +89,7 @@ def test_verify_fails_on_a_tampered_file_and_names_only_it(monkeypatch, capsys, 
     assert status == 1
     lines = error_lines(err)
     assert len(lines) == 1 and str(tampered_x4) in lines[0] and "reinstall bsrn" in lines[0]
-    assert out.count(" ok ") == 2 and "MISMATCH" in out
+    assert out.count(" ok ") == 3 and "MISMATCH" in out  # x2, x3 and the real-photo x4
     assert run_cli(monkeypatch, capsys, "models", "verify", "bsrn-fast-x2")[0] == 0
 
 
@@ -197,12 +197,12 @@ def test_fresh_install_lists_and_verifies_the_bundled_weights(tmp_path):
     env = {"BSRN_CACHE_DIR": str(tmp_path / "cache"), "HF_ENDPOINT": free_port_url()}
     listed = bsrn_subprocess("models", "list", env_update=env)
     assert listed.returncode == 0, listed.stderr
-    for name in ("bsrn-fast-x2", "bsrn-fast-x3", "bsrn-fast-x4"):
+    for name in ("bsrn-fast-x2", "bsrn-fast-x3", "bsrn-fast-x4", "bsrn-real-x4"):
         row = next(line for line in listed.stdout.splitlines() if name in line)
         assert "bundled" in row and "yes" in row
     verified = bsrn_subprocess("models", "verify", env_update=env)
     assert verified.returncode == 0, verified.stderr
-    assert verified.stdout.count(" ok ") == 3
+    assert verified.stdout.count(" ok ") == 4
 
 
 def test_offline_upscale_of_the_sample_uses_the_bundled_weights(tmp_path):
