@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -151,7 +151,6 @@ class Degradation:
     jpeg_prob: float = 0.9
     jpeg_quality: tuple[float, float] = (50, 95)
     second_order: float = 0.3
-    extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_config(cls, value) -> "Degradation | None":
@@ -163,7 +162,7 @@ class Degradation:
             return cls()
         if not isinstance(value, dict):
             raise BsrnError(f"degradation must be \"bicubic\", \"real\" or a table, not {value!r}")
-        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(value) - known)
         if unknown:
             raise BsrnError(f"degradation: unknown keys {', '.join(unknown)} (known: {', '.join(sorted(known))})")
@@ -185,7 +184,7 @@ class Degradation:
 
     def to_dict(self) -> dict:
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
-                for f in dataclasses.fields(self) if f.name != "extra"}
+                for f in dataclasses.fields(self)}
 
     # -- one stage
 

@@ -176,6 +176,28 @@ def claimed_outputs(jobs: list[Job]) -> dict[Path, Path]:
     return owners
 
 
+class OutputGuard:
+    """What every job's output must pass before work starts, for a local run and a Ray run alike:
+    not an input, not claimed by an earlier input (:func:`claimed_outputs`), and, once per output
+    folder, our temporary files of killed runs removed. ``ready`` says whether to make it (False:
+    an existing output kept)."""
+
+    def __init__(self, jobs: list[Job], overwrite: bool, frames_only: bool):
+        self.inputs = {resolved(job.source) for job in jobs}  # files dropped as earlier outputs are not inputs
+        self.owners = claimed_outputs(jobs)
+        self.overwrite, self.frames_only = overwrite, frames_only
+        self.cleaned: set[Path] = set()
+
+    def ready(self, job: Job) -> bool:
+        _check_target(job, self.inputs, self.owners)
+        frames = job.video and self.frames_only  # a folder of frames: existing frames are kept one by one
+        folder = job.target if frames else job.target.parent
+        if folder not in self.cleaned:
+            self.cleaned.add(folder)
+            remove_stale_temporaries(folder)
+        return frames or self.overwrite or not job.target.exists()
+
+
 def _check_target(job: Job, inputs: set[Path], owners: dict[Path, Path]) -> None:
     target = resolved(job.target)
     if target in inputs or target == resolved(job.source):
@@ -456,9 +478,7 @@ def upscale_command(
                              max_memory=budget, on_retry=notes.append)
     runner = Runner(upscaler, notes, alpha, quality, overwrite, outscale, {"codec": codec, "crf": crf, "audio": audio})
 
-    input_paths = {resolved(job.source) for job in jobs}  # files dropped as earlier outputs are not inputs
-    owners = claimed_outputs(jobs)
-    cleaned: set[Path] = set()
+    guard = OutputGuard(jobs, overwrite, frames_only is not None)
     written: list[Path] = []
     failed, skipped = len(problems), 0  # earlier outputs found among the inputs (dropped) are not counted
     images = [job for job in jobs if not job.video]
@@ -467,12 +487,7 @@ def upscale_command(
         for job in jobs:
             tiles = None
             try:
-                _check_target(job, input_paths, owners)
-                folder_of_output = job.target if (job.video and frames_only is not None) else job.target.parent
-                if folder_of_output not in cleaned:  # temporary files a killed run left behind
-                    cleaned.add(folder_of_output)
-                    remove_stale_temporaries(folder_of_output)
-                if job.target.exists() and not overwrite and not (job.video and frames_only is not None):
+                if not guard.ready(job):
                     skipped += 1
                     continue
                 if job.video:
@@ -520,20 +535,14 @@ def _upscale_on_ray(address: str, inputs: list[Path], jobs: list[Job], problems:
     from bsrn_cli.cli.distributed import connect, require_ray, run_on_ray
 
     ray = require_ray()
-    input_paths = {resolved(job.source) for job in jobs}
-    owners = claimed_outputs(jobs)
-    cleaned: set[Path] = set()
+    guard = OutputGuard(jobs, settings["overwrite"], frames_only=False)
     failed, skipped, to_run, written = len(problems), 0, [], []
     for job in jobs:
         try:
-            _check_target(job, input_paths, owners)
-            if job.target.parent not in cleaned:
-                cleaned.add(job.target.parent)
-                remove_stale_temporaries(job.target.parent)
-            if job.target.exists() and not settings["overwrite"]:
-                skipped += 1
-            else:
+            if guard.ready(job):
                 to_run.append(job)
+            else:
+                skipped += 1
         except Exception as exc:
             failed += 1
             report_error(exc if isinstance(exc, BsrnError) else job_error(job, exc))

@@ -74,7 +74,8 @@ def check_input_file(path: Path, what: str) -> None:
         raise BsrnError(f"{path}: empty file")
 
 
-def _open(path: Path) -> Image.Image:
+def _open(path: Path) -> tuple[Image.Image, list[str]]:
+    """The decoded image, and the first line of each warning the decoder gave (for a note)."""
     check_input_file(path, "an image")
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
@@ -83,7 +84,7 @@ def _open(path: Path) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(path)
             image.load()
-        image.bsrn_warnings = [str(w.message).strip().splitlines()[0] for w in caught if str(w.message).strip()]
+        warned = _first_lines(caught)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise BsrnError(f"{path}: image too large to decode safely ({exc})") from exc
     except UnidentifiedImageError as exc:
@@ -99,7 +100,7 @@ def _open(path: Path) -> Image.Image:
         if missing:
             raise BsrnError(f"{path}: corrupt or truncated image (its pixel data ends {missing} bytes short of the "
                             f"{image.width}x{image.height} it declares)")
-    return image
+    return image, warned
 
 
 _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # PNG colour type -> samples per pixel
@@ -211,19 +212,18 @@ def _to_rgb(path: Path, image: Image.Image, icc: bytes | None) -> tuple[Image.Im
 
 def load_image(path: str | os.PathLike) -> LoadedImage:
     path = Path(path)
-    image = _open(path)
+    image, said = _open(path)  # what the decoder warned about is said once, as a note
     notes = []
     frames = getattr(image, "n_frames", 1)
     if frames > 1:
         what = "pages" if image.format == "TIFF" else "frames (animated)"
         notes.append(f"{path}: has {frames} {what}; only the first was upscaled")
-    said = list(getattr(image, "bsrn_warnings", []))  # what the decoder warned about, said once as a note
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             exif = image.getexif()
             exif.get(ORIENTATION, 1)
-        said += [str(w.message).strip().splitlines()[0] for w in caught if str(w.message).strip()]
+        said += _first_lines(caught)
         broken = any(_about_exif(text) for text in said)
     except Exception:  # Pillow raises many kinds of errors on corrupt EXIF
         broken = True
@@ -264,6 +264,11 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
         exif[ORIENTATION] = 1
     return LoadedImage(rgb=orient(rgb, orientation), alpha=None if alpha is None else orient(alpha, orientation),
                        grayscale=grayscale, icc=icc, exif=exif if len(exif) else None, notes=notes)
+
+
+def _first_lines(caught: list) -> list[str]:
+    """The first line of each recorded warning's message (library warnings run over lines)."""
+    return [str(w.message).strip().splitlines()[0] for w in caught if str(w.message).strip()]
 
 
 def _about_exif(warning: str) -> bool:
