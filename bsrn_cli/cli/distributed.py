@@ -44,7 +44,6 @@ def connect(address: str, ray, cpus: int | None = None) -> int:
     """Join the cluster at ``address`` (``auto``: the one this machine is part of, ``local``: a new
     one in this process's machine); how many CPUs it has."""
     options = dict(include_dashboard=False, log_to_driver=False, configure_logging=True, logging_level="ERROR")
-    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     try:
         if address == "local":
             ray.init(num_cpus=cpus or os.cpu_count() or 1, **options)
