@@ -18,6 +18,7 @@ from typing import Annotated  # noqa: E402
 import typer  # noqa: E402
 
 from bsrn_cli import __version__
+from bsrn_cli.cli import coerce
 from bsrn_cli.cli.common import Settings, err_console, report_error
 from bsrn_cli.cli.usage import click_errors, tidy_help, usage_line
 from bsrn_cli.errors import UsageProblem
@@ -45,29 +46,49 @@ def _root(
     Settings.debug = debug or os.environ.get("BSRN_DEBUG") == "1"
 
 
-def _register() -> None:
-    from bsrn_cli.cli.bench import bench_command
-    from bsrn_cli.cli.convert import convert_command
-    from bsrn_cli.cli.degrade import degrade_command
-    from bsrn_cli.cli.eval import eval_command
-    from bsrn_cli.cli.info import info_command
-    from bsrn_cli.cli.models import models_app
-    from bsrn_cli.cli.train import export_command, train_command
-    from bsrn_cli.cli.upscale import upscale_command
-
-    app.command("upscale")(upscale_command)
-    app.command("eval")(eval_command)
-    app.command("info")(info_command)
-    app.command("train")(train_command)
-    app.command("export")(export_command)
-    app.command("convert")(convert_command)
-    app.command("degrade")(degrade_command)
-    app.command("bench")(bench_command)
-    app.add_typer(models_app, name="models")
+# name -> (module, attribute, is a group of commands); a module is imported only when its
+# command is registered: a run registers only the command it names (see main), which saves
+# importing and building the others (about 50 ms, docs/performance.md "Start-up").
+COMMANDS = {
+    "upscale": ("bsrn_cli.cli.upscale", "upscale_command", False),
+    "eval": ("bsrn_cli.cli.eval", "eval_command", False),
+    "info": ("bsrn_cli.cli.info", "info_command", False),
+    "train": ("bsrn_cli.cli.train", "train_command", False),
+    "export": ("bsrn_cli.cli.train", "export_command", False),
+    "convert": ("bsrn_cli.cli.convert", "convert_command", False),
+    "degrade": ("bsrn_cli.cli.degrade", "degrade_command", False),
+    "bench": ("bsrn_cli.cli.bench", "bench_command", False),
+    "models": ("bsrn_cli.cli.models", "models_app", True),
+}
+_registered: set[str] = set()
 
 
-_register()
+def register(name: str | None = None) -> typer.Typer:
+    """Register the command ``name`` on the app, or every command (None); the app."""
+    import importlib
+
+    for command in COMMANDS if name is None else [name]:
+        if command in _registered:
+            continue
+        module, attribute, group = COMMANDS[command]
+        target = getattr(importlib.import_module(module), attribute)
+        if group:
+            app.add_typer(target, name=command)
+        else:
+            app.command(command)(target)
+        _registered.add(command)
+    return app
+
+
+def _named_command(argv: list[str]) -> str | None:
+    """The command named by ``argv`` (the first word that is not one of the root's options),
+    or None where it names none of ours (help, a typo: then every command is registered)."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in COMMANDS else None
+
+
 tidy_help()
+coerce.install()
 
 
 class _Terminated(KeyboardInterrupt):
@@ -87,6 +108,7 @@ def main() -> None:
     """Run the app; usage mistakes exit 2 with one line, runtime failures 1, Ctrl-C 130, SIGTERM 143."""
     if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:  # training installs its own handler later
         signal.signal(signal.SIGTERM, _on_sigterm)
+    register(_named_command(sys.argv[1:]))
     try:
         status = app(standalone_mode=False)
         if status == INTERRUPTED:  # Typer returns 130 for Ctrl-C (no command of ours exits so)

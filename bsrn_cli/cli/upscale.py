@@ -197,6 +197,15 @@ class OutputGuard:
             remove_stale_temporaries(folder)
         return frames or self.overwrite or not job.target.exists()
 
+    def sweep(self, jobs: list[Job]) -> None:
+        """After the jobs ran elsewhere (Ray workers, which may be killed mid-write and their
+        job retried): remove the temporary files of these jobs' outputs whose process is gone."""
+        folders: dict[Path, set[Path]] = {}
+        for job in jobs:
+            folders.setdefault(job.target.parent, set()).add(job.target)
+        for folder, targets in folders.items():
+            remove_stale_temporaries(folder, targets)
+
 
 def _check_target(job: Job, inputs: set[Path], owners: dict[Path, Path]) -> None:
     target = resolved(job.target)
@@ -569,6 +578,7 @@ def _upscale_on_ray(address: str, inputs: list[Path], jobs: list[Job], problems:
                 run_on_ray(ray, to_run, *model, dict(settings), cpus, heard)
         finally:
             ray.shutdown()
+            guard.sweep(to_run)  # a worker killed mid-write leaves its temporary file
     if not quiet:
         console.print(summary(len(written), skipped, failed, _where(inputs, written, output, folder)),
                       highlight=False, markup=False)

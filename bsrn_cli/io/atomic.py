@@ -52,15 +52,19 @@ def _running(pid: int) -> bool:
     return True
 
 
-def remove_stale_temporaries(folder: Path) -> int:
-    """Remove our temporary files in ``folder`` whose process no longer runs; how many."""
+def remove_stale_temporaries(folder: Path, targets: set[Path] | None = None) -> int:
+    """Remove our temporary files in ``folder`` whose process no longer runs; how many.
+    ``targets``: only those of these outputs."""
     removed = 0
+    prefixes = None if targets is None else [(f".{t.stem}.", t.suffix) for t in targets]
     try:
         names = os.listdir(folder)
     except OSError:
         return 0
     for name in names:
         match = _TEMPORARY.match(name)
+        if prefixes is not None and not any(name.startswith(a) and name.endswith(b) for a, b in prefixes):
+            continue
         if match and not _running(int(match["pid"])):
             try:
                 os.unlink(folder / name)

@@ -135,7 +135,12 @@ def test_only_temporary_files_of_processes_that_are_gone_are_removed(tmp_path):
     theirs = tmp_path / ".notes.txt"  # not a name we make: never touched
     for path in (stale, live, frames, theirs):
         path.write_bytes(b"x")
-    assert remove_stale_temporaries(tmp_path) == 2
+    other = tmp_path / f".c_x2.{gone.pid}-abcd1234.part.png"
+    other.write_bytes(b"x")
+    # after a Ray run, only the temporaries of that run's outputs are swept
+    assert remove_stale_temporaries(tmp_path, {tmp_path / "a_x2.png", tmp_path / "clip_x2.mp4"}) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, theirs.name])
+    assert remove_stale_temporaries(tmp_path) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, theirs.name])
 
 

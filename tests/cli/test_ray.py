@@ -61,11 +61,13 @@ def test_a_worker_killed_mid_run_is_replaced_and_every_output_comes_out_right(tm
     killed = None
     deadline = time.monotonic() + 300
     while killed is None and run.poll() is None and time.monotonic() < deadline:
-        if out.is_dir() and any(p.suffix == ".png" for p in out.iterdir()):
+        # kill every worker while one is writing: its temporary file must not outlive the run
+        if out.is_dir() and any(".part." in p.name for p in out.iterdir()):
             workers = _ray_workers()
             if workers:
-                killed = workers[0]
-                os.kill(killed, signal.SIGKILL)
+                killed = workers
+                for pid in workers:
+                    os.kill(pid, signal.SIGKILL)
         time.sleep(0.02)
     stdout, stderr = run.communicate(timeout=600)
     assert killed is not None, "no worker to kill before the run ended"
