@@ -315,13 +315,28 @@ void pack_signs(const float *x, int64_t pixels, int channels, int words, uint64_
     }
 }
 
-/* Mean of n floats with 8 independent partial sums (a serial sum is latency-bound). */
+/* Mean of n floats, in the order every path uses (the vector passes' registers summed the same
+ * way): 16 partial sums over the 16-float chunks, folded to 8 (lane l + lane l + 8), a last
+ * 8-float chunk added to those, the 8 reduced as ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7)),
+ * then the channels left over one by one; divided by n. */
 INLINE float mean_floats(const float *restrict a, int n) {
     float part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int c = 0;
-    for (; c + 8 <= n; c += 8)
-        for (int l = 0; l < 8; l++) part[l] += a[c + l];
-    float total = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
+    if (n >= 16) {
+        float wide[16];
+        for (int l = 0; l < 16; l++) wide[l] = a[l];
+        for (c = 16; c + 16 <= n; c += 16)
+            for (int l = 0; l < 16; l++) wide[l] += a[c + l];
+        for (int l = 0; l < 8; l++) part[l] = wide[l] + wide[l + 8];
+        if (c + 8 <= n) {
+            for (int l = 0; l < 8; l++) part[l] += a[c + l];
+            c += 8;
+        }
+    } else if (n >= 8) {
+        for (int l = 0; l < 8; l++) part[l] = a[l];
+        c = 8;
+    }
+    float total = ((part[0] + part[4]) + (part[2] + part[6])) + ((part[1] + part[5]) + (part[3] + part[7]));
     for (; c < n; c++) total += a[c];
     return total / (float)n;
 }
@@ -376,10 +391,13 @@ AVX2_ATTR static inline void negative_bits_avx2(const float *v, int channels, in
 
 /* One row band [x0, x1) of row y for one stage: block < 0 packs the input of block `first`;
  * otherwise block `block` runs on src and writes dst, and the next block's 3x3 input bits
- * (when next_bits is not NULL). */
+ * (when next_bits is not NULL). The vectorised passes also write the channel means of the maps
+ * they pack (next_means, beside the bits in the ring) and read those of their input (src_means)
+ * instead of computing them again; this generic pass computes them itself. */
 #define DEFINE_STAGE(SUFFIX, ATTR, CONV3, CONV1, NEGBITS)                                            \
     ATTR static void stage_row_##SUFFIX(const bsrn_body *B, int block, int next_layer, const float *src,  \
-                                        float *dst, const uint64_t *const rows[3], uint64_t *next_bits, \
+                                        float *dst, const uint64_t *const rows[3], const float *src_means, \
+                                        uint64_t *next_bits, float *next_means,                      \
                                         int y, int x0, int x1, int width) {                          \
         int C = B->channels, words = B->words;                                                       \
         float buffers[3][BSRN_MAX_CHANNELS], v[BSRN_MAX_CHANNELS];                                   \
@@ -413,7 +431,7 @@ AVX2_ATTR static inline void negative_bits_avx2(const float *v, int channels, in
                     const float *restrict s_out = B->shift_out + (int64_t)layer * C;                 \
                     for (int c = 0; c < C; c++) {                                                    \
                         float z = h[c] - s_in[c];                                                    \
-                        h[c] = (z > 0.0f ? z : 0.0f) + slope[c] * (z < 0.0f ? z : 0.0f) + s_out[c];  \
+                        h[c] = (z < 0.0f ? slope[c] * z : z) + s_out[c];                             \
                     }                                                                                \
                 }                                                                                    \
                 if (B->fp_skip) {                                                                    \
@@ -452,9 +470,17 @@ DEFINE_STAGE(avx512, AVX512_ATTR, conv3x3_pixel_avx512, conv1x1_pixel_avx512, ne
 #define VMAX 8
 #define X8_CHUNK 16 /* pixels per chunk of the fused pass */
 
+/* The order of mean_floats: registers 0, 2, 4, ... and 1, 3, 5, ... summed apart (the halves of
+ * the 16-float chunks), then together, then an odd last register. */
 AVX2_INLINE float mean_vec(const __m256 *a, int nv, int channels) {
     __m256 s = a[0];
-    for (int q = 1; q < nv; q++) s = _mm256_add_ps(s, a[q]);
+    if (nv >= 2) {
+        __m256 odd = a[1];
+        int q = 2;
+        for (; q + 1 < nv; q += 2) s = _mm256_add_ps(s, a[q]), odd = _mm256_add_ps(odd, a[q + 1]);
+        s = _mm256_add_ps(s, odd);
+        if (q < nv) s = _mm256_add_ps(s, a[q]);
+    }
     __m128 h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
     h = _mm_add_ps(h, _mm_movehl_ps(h, h));
     h = _mm_add_ss(h, _mm_movehdup_ps(h));
@@ -483,6 +509,18 @@ AVX2_INLINE uint64_t accumulate_sign_vec(const bsrn_body *B, int layer, __m256 a
 }
 
 /* The vectorised pass itself (kernels/stage_x8.inc), once per path: the conv cores differ. */
+AVX2_ATTR static float channel_mean_vec(const float *v, int channels) {
+    __m256 a[VMAX];
+    for (int q = 0; q < VMAX; q++) a[q] = q < channels / 8 ? _mm256_loadu_ps(v + 8 * q) : _mm256_setzero_ps();
+    return mean_vec(a, channels / 8, channels);
+}
+
+AVX512_ATTR static float channel_mean_z(const float *v, int channels) {
+    zfloat a[ZMAX];
+    for (int q = 0; q < ZMAX; q++) a[q] = q < channels / 16 ? f_load(v + 16 * q) : f_set1(0.0f);
+    return mean_z(a, channels / 16, channels);
+}
+
 #define X8_SUFFIX avx2
 #define X8_ATTR AVX2_ATTR
 #define X8_INLINE AVX2_INLINE
@@ -497,8 +535,27 @@ AVX2_INLINE uint64_t accumulate_sign_vec(const bsrn_body *B, int layer, __m256 a
 #include "stage_x8.inc"
 #endif
 
+/* The channel mean of each pixel as the fused pass of the current path computes it (the same
+ * order on every path: mean_floats); for the tests. */
+void bitconv_channel_means(const float *x, int64_t pixels, int channels, float *out) {
+    for (int64_t p = 0; p < pixels; p++) {
+        const float *v = x + p * channels;
+#ifdef BSRN_X86
+        if (bitconv_path() == 3 && channels % 16 == 0 && channels <= 64) {
+            out[p] = channel_mean_z(v, channels);
+            continue;
+        }
+        if (bitconv_path() >= 2 && channels % 8 == 0 && channels <= 64) {
+            out[p] = channel_mean_vec(v, channels);
+            continue;
+        }
+#endif
+        out[p] = mean_floats(v, channels);
+    }
+}
+
 typedef void (*stage_fn)(const bsrn_body *, int, int, const float *, float *, const uint64_t *const[3],
-                         uint64_t *, int, int, int, int);
+                         const float *, uint64_t *, float *, int, int, int, int);
 
 /* Wait until another thread has finished an item (spin briefly, then yield the core). */
 static void wait_done(const int64_t *flag) {
@@ -549,7 +606,8 @@ void bsrn_body_run(const bsrn_body *B, int first, int count, const float *in, fl
     else if (bitconv_path() >= 1) stage = stage_row_popcnt;
 #endif
     int words = B->words, stages = count + 1;
-    int64_t ring_row = (int64_t)width * words, total = (int64_t)stages * height;
+    /* a ring row: the packed bits of a row, then the channel means of its pixels (floats) */
+    int64_t ring_bits = (int64_t)width * words, ring_row = bsrn_ring_row(width, words), total = (int64_t)stages * height;
     int64_t *next_item = sync, *done = sync + 16; /* done: [stages][height] flags */
 #define RING_ROW(j, r) (ring + ((int64_t)(j) * BSRN_RING_ROWS + ((r) & (BSRN_RING_ROWS - 1))) * ring_row)
 #define WAIT(stage_, row_) \
@@ -579,13 +637,16 @@ void bsrn_body_run(const bsrn_body *B, int first, int count, const float *in, fl
             }
         }
         if (s == 0) {
-            stage(B, -1, 3 * first, in, NULL, NULL, RING_ROW(0, y), y, 0, width, width);
+            stage(B, -1, 3 * first, in, NULL, NULL, NULL, RING_ROW(0, y), (float *)(RING_ROW(0, y) + ring_bits), y, 0,
+                  width, width);
         } else {
             int j = s - 1;
             const uint64_t *rows[3] = {y > 0 ? RING_ROW(j, y - 1) : NULL, RING_ROW(j, y),
                                        y + 1 < height ? RING_ROW(j, y + 1) : NULL};
-            stage(B, first + j, 3 * (first + j + 1), j == 0 ? in : out, out, rows,
-                  j + 1 == count ? NULL : RING_ROW(j + 1, y), y, 0, width, width);
+            const int last = j + 1 == count;
+            stage(B, first + j, 3 * (first + j + 1), j == 0 ? in : out, out, rows, (const float *)(rows[1] + ring_bits),
+                  last ? NULL : RING_ROW(j + 1, y), last ? NULL : (float *)(RING_ROW(j + 1, y) + ring_bits), y, 0,
+                  width, width);
         }
         if (threads > 1) __atomic_store_n(&done[(int64_t)s * height + y], 1, __ATOMIC_RELEASE);
     }

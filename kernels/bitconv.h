@@ -73,13 +73,18 @@ typedef struct {
  * row: the 3x3 conv from the packed signs, then per pixel everything else of the block
  * (scale, RPReLU, skips, the BAM accumulation, thresholds and packing of the two 1x1 convs,
  * and of the next block's 3x3 input). Blocks run as a wavefront over rows (block j two rows
- * behind block j - 1), so the maps in flight stay in cache. ring: count * BSRN_RING_ROWS * width * words
- * uint64 of scratch. With threads > 1, call it from that many threads at once with the same
+ * behind block j - 1), so the maps in flight stay in cache. ring: count * BSRN_RING_ROWS *
+ * bsrn_ring_row(width, words) uint64 of scratch. With threads > 1, call it from that many threads at once with the same
  * arguments: the threads take (block, row) items from a shared counter and
  * wait only for the items they depend on; sync: 16 + (count + 1) * height int64, zeroed before
  * the first thread starts. */
 void bsrn_body_run(const bsrn_body *body, int first, int count, const float *in, float *out, int height,
                    int width, uint64_t *ring, int threads, int64_t *sync);
+/* out[p]: the channel mean of pixel p of x [pixels][channels], as the current path's fused pass
+ * computes it (for the tests: every path sums in the same order). */
+void bitconv_channel_means(const float *x, int64_t pixels, int channels, float *out);
+/* uint64 words of one ring row: a row's packed bits, then its pixels' channel means (floats). */
+static inline int64_t bsrn_ring_row(int width, int words) { return (int64_t)width * words + (width + 1) / 2; }
 
 /* Float 3x3 convolution (kernels/floatconv.c) with zero padding, NHWC: in [H][W][cin],
  * w [9][cin][cout_pad] (taps row by row), bias [cout_pad], out [H][W][cout], with cout_pad =

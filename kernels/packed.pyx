@@ -36,8 +36,10 @@ cdef extern from "bitconv.h":
     void bitconv_rows(const bitconv_layer *layer, const uint64_t *act, int height, int width, int32_t *out,
                       int row_begin, int row_end) nogil
     void pack_signs(const float *x, int64_t pixels, int channels, int words, uint64_t *out) nogil
+    void bitconv_channel_means(const float *x, int64_t pixels, int channels, float *out) nogil
     void bsrn_body_run(const bsrn_body *body, int first, int count, const float *inp, float *out, int height,
                        int width, uint64_t *ring, int threads, int64_t *sync) nogil
+    int64_t bsrn_ring_row(int width, int words) nogil
     int FLOATCONV_MAX_CIN
     int FLOATCONV_MAX_COUT
     void floatconv3x3_rows(const float *inp, int height, int width, int cin, const float *w, const float *bias,
@@ -96,6 +98,17 @@ def pack(const float[:, :, ::1] x, uint64_t[:, :, ::1] out):
         raise ValueError("pack: output shape does not fit the input")
     with nogil:
         pack_signs(&x[0, 0, 0], pixels, channels, words, &out[0, 0, 0])
+
+
+def channel_means(const float[:, ::1] x):
+    """float32 (pixels, channels) -> float32 (pixels,): each pixel's channel mean as the current
+    path's fused pass computes it (every path sums in the same order; for the tests)."""
+    out = np.empty(x.shape[0], dtype=np.float32)
+    cdef float[::1] o = out
+    if x.shape[0]:
+        with nogil:
+            bitconv_channel_means(&x[0, 0], x.shape[0], <int>x.shape[1], &o[0])
+    return out
 
 
 def prepare3x3(const uint64_t[:, ::1] wts, int cin):
@@ -287,7 +300,7 @@ cdef class Body:
 
     def ring_size(self, int count, int width):
         """uint64 words of scratch that run() needs for `count` blocks on maps `width` wide."""
-        return count * BSRN_RING_ROWS * width * self.body.words
+        return count * BSRN_RING_ROWS * bsrn_ring_row(width, self.body.words)
 
     def sync_size(self, int count, int height):
         """int64 words of zeroed synchronisation state that run() needs."""

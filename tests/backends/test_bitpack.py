@@ -164,3 +164,38 @@ def test_bicubic_skip_with_the_pixel_shuffle_folded_in_equals_shuffle_then_skip(
     _packed.bicubic_shuffle_add(lr, weights, offsets, maps, got, 0, 3)
     _packed.bicubic_shuffle_add(lr, weights, offsets, maps, got, 3, 5 * scale)
     assert np.array_equal(got, expected)
+
+
+def _mean_in_the_kernels_order(row: np.ndarray) -> np.float32:
+    """The channel mean in the order every path's fused pass uses (mean_floats in bitconv.c), one
+    float32 operation at a time: 16 partial sums over the 16-channel chunks, folded to 8 (l + l + 8),
+    a last 8-channel chunk added, ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7)), the rest one by
+    one, divided by the count."""
+    f = np.float32
+    n, c = len(row), 0
+    part = [f(0)] * 8
+    if n >= 16:
+        wide = [row[l] for l in range(16)]
+        for c in range(16, n // 16 * 16, 16):
+            wide = [f(wide[l] + row[c + l]) for l in range(16)]
+        c = n // 16 * 16
+        part = [f(wide[l] + wide[l + 8]) for l in range(8)]
+        if c + 8 <= n:
+            part = [f(part[l] + row[c + l]) for l in range(8)]
+            c += 8
+    elif n >= 8:
+        part, c = [row[l] for l in range(8)], 8
+    total = f(f(f(part[0] + part[4]) + f(part[2] + part[6])) + f(f(part[1] + part[5]) + f(part[3] + part[7])))
+    for k in range(c, n):
+        total = f(total + row[k])
+    return f(total / f(n))
+
+
+@pytest.mark.parametrize("channels", [5, 8, 13, 16, 24, 40, 48, 64, 70])
+def test_channel_means_in_one_order_on_every_path(dispatch_path, channels):
+    """The BAM channel means decide sign bits, so every path must sum the channels in one order
+    (the vector passes' registers as mean_floats does): bit for bit the same as the reference."""
+    rng = np.random.default_rng(channels)
+    x = (rng.standard_normal((64, channels)) * 10.0 ** rng.integers(-3, 4, (64, channels))).astype(np.float32)
+    expected = np.array([_mean_in_the_kernels_order(row) for row in x], dtype=np.float32)
+    assert np.array_equal(bitpack._packed.channel_means(x), expected)
