@@ -593,10 +593,14 @@ void bsrn_body_run(const bsrn_body *B, int first, int count, const float *in, fl
                                      stage_row_avx512z_4};
     static const stage_fn shipped_z[5] = {NULL, stage_row_avx512z_shipped_1, stage_row_avx512z_shipped_2,
                                           stage_row_avx512z_shipped_3, stage_row_avx512z_shipped_4};
-    /* the z pass's shipped instance also fixes the accumulation terms of the block's three convs */
+    /* the z pass's shipped instance also fixes the accumulation terms of the block's three convs and
+     * needs every folded-BN direction +1 (layers 3 first .. 3 (first + count), the next block's input) */
     int shipped_terms = shipped_config;
     for (int j = first; j < first + count; j++)
         shipped_terms &= B->n_terms[3 * j] == 1 && B->n_terms[3 * j + 1] == 2 && B->n_terms[3 * j + 2] == 3;
+    const int layers_end = 3 * (first + count) + 1 < 3 * B->blocks ? 3 * (first + count) + 1 : 3 * B->blocks;
+    for (int64_t i = (int64_t)3 * first * B->channels; shipped_terms && i < (int64_t)layers_end * B->channels; i++)
+        shipped_terms &= B->direction[i] == 1.0f;
     if (all_avx2 && avx512 && B->channels % 16 == 0 && B->channels <= 64)
         stage = (shipped_terms ? shipped_z : by_z)[B->channels / 16];
     else if (all_avx2 && B->channels % 8 == 0 && B->channels <= 64)

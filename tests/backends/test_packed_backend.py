@@ -52,6 +52,23 @@ def test_negative_and_zero_bn_gains_fold_correctly():
     assert torch.allclose(PackedBSRN(model)(x), expected, atol=1e-4)
 
 
+@pytest.mark.parametrize("channels", [8, 48])
+def test_negative_and_zero_bn_gains_in_the_shipped_configuration(dispatch_path, channels):
+    """The shipped configuration ("fast") with one negative and one zero BN gain in a single layer:
+    the avx512 pass's instance for the shipped configuration assumes every direction +1 and must
+    not be taken here (48 channels: that pass; 8: the 8-float pass)."""
+    model = _model("fast", channels)
+    with torch.no_grad():
+        acc = model.body[1].act_acc[2]
+        acc.norm.weight[3] = -abs(acc.norm.weight[3]) - 0.5
+        acc.norm.weight[5] = 0.0
+        acc.norm.bias[5] = -0.3
+    x = torch.rand(1, 3, 9, 21, generator=torch.Generator().manual_seed(channels))
+    with torch.no_grad():
+        expected = model(x)
+    assert torch.allclose(PackedBSRN(model, threads=2)(x), expected, atol=1e-4)
+
+
 def test_auto_backend_is_packed_on_cpu_and_packed_refuses_cuda():
     model = tiny_model(2)
     assert isinstance(make_upscaler(model, "auto", "cpu"), PackedUpscaler)
