@@ -94,6 +94,10 @@ static inline int64_t bsrn_ring_row(int width, int words) { return (int64_t)widt
 #define FLOATCONV_MAX_COUT 1024
 void floatconv3x3_rows(const float *in, int height, int width, int cin, const float *w, const float *bias,
                        int cout, float *out, int row_begin, int row_end);
+/* The same, then residual [H][W][cout] added to each output row (out = conv + residual, one float
+ * add per value, as numpy's conv + residual), while the row is still in cache. */
+void floatconv3x3_add_rows(const float *in, int height, int width, int cin, const float *w, const float *bias,
+                           int cout, const float *residual, float *out, int row_begin, int row_end);
 
 /* The bicubic image skip, added in place: out [H*s][W*s][channels] becomes ((out + 0.5) +
  * bicubic(lr)) - 0.5, for output rows [row_begin, row_end); lr [H][W][channels]; weights

@@ -168,6 +168,17 @@ static const fma_tile FMA512_TILES[FMA512_PIXELS + 1] = {
 #endif
 #endif
 
+void floatconv3x3_add_rows(const float *in, int height, int width, int cin, const float *w, const float *bias,
+                           int cout, const float *residual, float *out, int row_begin, int row_end) {
+    /* each row right after it is computed (still in cache): out = conv + residual, one float add */
+    for (int y = row_begin; y < row_end; y++) {
+        floatconv3x3_rows(in, height, width, cin, w, bias, cout, out, y, y + 1);
+        float *row = out + (int64_t)y * width * cout;
+        const float *add = residual + (int64_t)y * width * cout;
+        for (int64_t i = 0; i < (int64_t)width * cout; i++) row[i] = row[i] + add[i];
+    }
+}
+
 void floatconv3x3_rows(const float *in, int height, int width, int cin, const float *w, const float *bias,
                        int cout, float *out, int row_begin, int row_end) {
     /* w: [9][cin][cout_pad], bias: [cout_pad], cout_pad = cout rounded up to a multiple of 16. */

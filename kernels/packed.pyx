@@ -44,6 +44,9 @@ cdef extern from "bitconv.h":
     int FLOATCONV_MAX_COUT
     void floatconv3x3_rows(const float *inp, int height, int width, int cin, const float *w, const float *bias,
                            int cout, float *out, int row_begin, int row_end) nogil
+    void floatconv3x3_add_rows(const float *inp, int height, int width, int cin, const float *w,
+                               const float *bias, int cout, const float *residual, float *out, int row_begin,
+                               int row_end) nogil
     void bicubic_add_rows(const float *lr, int height, int width, int channels, int scale, const float *weights,
                           const int *offsets, float *out, int row_begin, int row_end, float *column) nogil
     void bicubic_shuffle_add_rows(const float *lr, int height, int width, int channels, int scale,
@@ -143,6 +146,22 @@ def float_conv3x3(const float[:, :, ::1] inp, const float[:, :, ::1] w, const fl
     with nogil:
         floatconv3x3_rows(&inp[0, 0, 0], height, width, cin, &w[0, 0, 0], &bias[0], cout, &out[0, 0, 0],
                           row_begin, row_end)
+
+
+def float_conv3x3_add(const float[:, :, ::1] inp, const float[:, :, ::1] w, const float[::1] bias,
+                      const float[:, :, ::1] residual, float[:, :, ::1] out, int row_begin, int row_end):
+    """float_conv3x3, then residual (H, W, cout) added to the output rows (out = conv + residual)."""
+    if residual.shape[0] != out.shape[0] or residual.shape[1] != out.shape[1] or residual.shape[2] != out.shape[2]:
+        raise ValueError("float_conv3x3_add: the residual does not match the output")
+    float_conv3x3(inp, w, bias, out, row_begin, row_begin)  # the checks of the shapes and rows
+    if not (0 <= row_begin <= row_end <= inp.shape[0]):
+        raise ValueError("float_conv3x3: bad row range")
+    if row_begin == row_end or inp.shape[1] == 0:
+        return
+    cdef int height = inp.shape[0], width = inp.shape[1], cin = inp.shape[2], cout = out.shape[2]
+    with nogil:
+        floatconv3x3_add_rows(&inp[0, 0, 0], height, width, cin, &w[0, 0, 0], &bias[0], cout, &residual[0, 0, 0],
+                              &out[0, 0, 0], row_begin, row_end)
 
 
 def bicubic_add(const float[:, :, ::1] lr, const float[:, ::1] weights, const int[::1] offsets,

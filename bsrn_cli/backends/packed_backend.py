@@ -43,10 +43,16 @@ class FloatConv:
         self.bias = np.zeros(padded, dtype=np.float32)
         self.bias[:cout] = conv.bias
 
-    def __call__(self, maps: np.ndarray, out: np.ndarray, pool: ThreadPoolExecutor | None, threads: int) -> np.ndarray:
-        """float32 (H, W, cin) -> ``out`` (H, W, cout), rows split over ``threads``."""
-        bitpack.run_in_ranges(bitpack._packed.float_conv3x3, maps.shape[0], maps, self.weights, self.bias, out,
-                              pool=pool, threads=threads)
+    def __call__(self, maps: np.ndarray, out: np.ndarray, pool: ThreadPoolExecutor | None, threads: int,
+                 residual: np.ndarray | None = None) -> np.ndarray:
+        """float32 (H, W, cin) -> ``out`` (H, W, cout), rows split over ``threads``; plus ``residual``
+        (H, W, cout) when given, added to each row as it is computed (the same float adds as numpy's)."""
+        if residual is not None:
+            bitpack.run_in_ranges(bitpack._packed.float_conv3x3_add, maps.shape[0], maps, self.weights, self.bias,
+                                  residual, out, pool=pool, threads=threads)
+        else:
+            bitpack.run_in_ranges(bitpack._packed.float_conv3x3, maps.shape[0], maps, self.weights, self.bias, out,
+                                  pool=pool, threads=threads)
         return out
 
 
@@ -160,9 +166,9 @@ class PackedBSRN:
         self.run_blocks(index, 1, h, out, height, width)
         return out
 
-    def _conv(self, conv: FloatConv, maps: np.ndarray, kind: str) -> np.ndarray:
+    def _conv(self, conv: FloatConv, maps: np.ndarray, kind: str, residual: np.ndarray | None = None) -> np.ndarray:
         out = self._buffer(kind, maps.shape[:2] + (conv.cout,), np.float32)
-        return conv(maps, out, self.pool, self.threads)
+        return conv(maps, out, self.pool, self.threads, residual)
 
     def __call__(self, x):
         """(1, 3, h, w) torch tensor in [0, 1] -> (1, 3, h*s, w*s), the same values as the torch
@@ -180,9 +186,10 @@ class PackedBSRN:
         out = self._buffer("body", features.shape, np.float32)
         self.run_blocks(0, self.body.blocks, features, out, height, width)
         body = out.reshape(height, width, -1)
-        if self.body_conv is not None:
-            body = self._conv(self.body_conv, body, "body conv")
-        maps = body + features.reshape(height, width, -1)
+        if self.body_conv is not None:  # the long skip added in the conv's threads, row by row
+            maps = self._conv(self.body_conv, body, "body conv", residual=features.reshape(height, width, -1))
+        else:
+            maps = body + features.reshape(height, width, -1)
         skip = self.config.image_skip
         # a last pixel shuffle by the model's scale followed by the bicubic skip: both in one C pass
         fold = skip == "bicubic" and not isinstance(self.upsampler[-1], FloatConv) and self.upsampler[-1] == self.scale

@@ -199,3 +199,21 @@ def test_channel_means_in_one_order_on_every_path(dispatch_path, channels):
     x = (rng.standard_normal((64, channels)) * 10.0 ** rng.integers(-3, 4, (64, channels))).astype(np.float32)
     expected = np.array([_mean_in_the_kernels_order(row) for row in x], dtype=np.float32)
     assert np.array_equal(bitpack._packed.channel_means(x), expected)
+
+
+def test_float_conv_with_the_residual_added_equals_conv_then_numpy_add(dispatch_path):
+    """float_conv3x3_add (the body conv with the long skip added row by row in its threads) gives
+    the conv's output plus the residual exactly as numpy adds them, for any row split."""
+    rng = np.random.default_rng(5)
+    h, w, cin, cout = 7, 11, 24, 20
+    maps = rng.standard_normal((h, w, cin), dtype=np.float32)
+    weights = np.zeros((9, cin, 32), dtype=np.float32)
+    weights[..., :cout] = rng.standard_normal((9, cin, cout), dtype=np.float32)
+    bias = rng.standard_normal(32, dtype=np.float32)
+    residual = rng.standard_normal((h, w, cout), dtype=np.float32)
+    conv = np.empty((h, w, cout), dtype=np.float32)
+    bitpack._packed.float_conv3x3(maps, weights, bias, conv, 0, h)
+    got = np.full((h, w, cout), np.nan, dtype=np.float32)
+    for begin, end in [(0, 3), (3, 4), (4, 7)]:
+        bitpack._packed.float_conv3x3_add(maps, weights, bias, residual, got, begin, end)
+    assert np.array_equal(got, conv + residual)
