@@ -42,7 +42,7 @@ def degrade_command(
 
     Each HR image is cropped to a multiple of the scale, then degraded with draws seeded by --seed.
 
-    The draws depend on the image's name only. `bsrn eval OUT` then scores a model on it.
+    An image's draws depend only on the seed and its name. `bsrn eval OUT` then scores a model on it.
 
     Example: bsrn degrade data/Set14 -o data/Set14-jpeg -s 4
     """
