@@ -177,15 +177,18 @@ static float mean_reference(const float *a, int n, int lane_order) {
 
 typedef struct {
     int channels, blocks, fp_skip, learned, rprelu;
+    int plant_ties; /* set bounds to the first pixel's d v: a sign test exactly at its threshold */
     int32_t *n_terms;
     float *b, *direction, *bound, *scale, *shift_in, *slope, *shift_out;
     int8_t **w3, **w1; /* +-1 weights [C][3][3][C] per block, [C][C] per 1x1 (2 per block) */
 } body_params;
 
 /* The +-1 input signs of layer `layer`: BAM sum of the last n_terms of acts (each [C]), then
- * the folded-BN compare d v - t < 0 -> -1. */
+ * the folded-BN compare d v - t < 0 -> -1. With plant set, every other channel's bound becomes
+ * this pixel's d v first, so its test sits exactly on the threshold: a kernel whose v differs
+ * in the last bit (another summation order of the mean or of the BAM sum) flips that sign. */
 static void signs_reference(const body_params *P, int layer, const float *const *acts, const float *means,
-                            int n_acts, int8_t *signs) {
+                            int n_acts, int8_t *signs, int plant) {
     const int C = P->channels, n = P->n_terms[layer], first = n_acts - n;
     const float *b = P->b + (int64_t)layer * 3, *d = P->direction + (int64_t)layer * C, *t = P->bound + (int64_t)layer * C;
     for (int c = 0; c < C; c++) {
@@ -194,6 +197,7 @@ static void signs_reference(const body_params *P, int layer, const float *const 
             const float k = P->learned ? b[j] * means[first + j] : b[j];
             v = j == 0 ? k * acts[first + j][c] : v + k * acts[first + j][c];
         }
+        if (plant && d[c] != 0.0f && c % 2 == 0) P->bound[(int64_t)layer * C + c] = d[c] * v;
         signs[c] = (int8_t)(d[c] * v - t[c] < 0.0f ? -1 : 1);
     }
 }
@@ -226,7 +230,7 @@ static void body_reference(const body_params *P, int first, int count, const flo
         for (int64_t p = 0; p < pixels; p++) {
             const float *acts[1] = {cur + p * C};
             const float mean = P->learned ? mean_reference(acts[0], C, lane_order) : 0.0f;
-            signs_reference(P, 3 * j, acts, &mean, 1, signs + p * C);
+            signs_reference(P, 3 * j, acts, &mean, 1, signs + p * C, P->plant_ties && p == 0);
         }
         conv_reference(signs, height, width, C, P->w3[j], C, 3, counts3);
         for (int64_t p = 0; p < pixels; p++) {
@@ -238,7 +242,7 @@ static void body_reference(const body_params *P, int first, int count, const flo
                 if (i == 0) {
                     memcpy(counts, counts3 + p * C, (size_t)C * sizeof(int32_t));
                 } else {
-                    signs_reference(P, 3 * j + i, acts, means, i + 1, pixel_signs);
+                    signs_reference(P, 3 * j + i, acts, means, i + 1, pixel_signs, P->plant_ties && p == 0);
                     conv_reference(pixel_signs, 1, 1, C, P->w1[2 * j + i - 1], C, 1, counts);
                 }
                 after_conv_reference(P, 3 * j + i, counts, acts[i], h + i * C);
@@ -278,6 +282,7 @@ static int body_case(int path, int index) {
     P.learned = rand_int(0, 1);
     P.rprelu = rand_int(0, 1);
     if (rand_int(0, 2) == 0) P.fp_skip = P.learned = P.rprelu = 1; /* the shipped configuration */
+    P.plant_ties = rand_int(0, 1);
     const int layers = 3 * P.blocks;
     P.n_terms = xcalloc((size_t)layers, sizeof(int32_t));
     P.b = xcalloc((size_t)layers * 3, sizeof(float));
@@ -353,9 +358,9 @@ static int body_case(int path, int index) {
     for (int64_t i = 0; i < pixels * C && !failed; i++)
         if (memcmp(&out[i], &expected[i], sizeof(float)) != 0) {
             fprintf(stderr, "FAIL path %s body case %d: %d channels, blocks %d..%d of %d, %dx%d map, fp_skip %d learned %d rprelu %d, "
-                    "%d threads, in place %d: pixel %lld channel %lld: %.9g, expected %.9g\n",
+                    "%d threads, in place %d, ties %d: pixel %lld channel %lld: %.9g, expected %.9g\n",
                     PATH_NAMES[path], index, C, first, first + count - 1, P.blocks, height, width, P.fp_skip, P.learned,
-                    P.rprelu, threads, in_place, (long long)(i / C), (long long)(i % C), out[i], expected[i]);
+                    P.rprelu, threads, in_place, P.plant_ties, (long long)(i / C), (long long)(i % C), out[i], expected[i]);
             failed = 1;
         }
     for (int j = 0; j < 3 * P.blocks; j++) free_layer(&owned[j]);
