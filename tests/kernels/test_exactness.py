@@ -46,20 +46,26 @@ X86 = ("x86_64", "amd64")
 ARM64 = ("aarch64", "arm64")
 
 
-def _native_compiler():
+def _native_compiler(name="gcc"):
     if platform.machine().lower() not in X86 + ARM64:
         pytest.skip(f"kernel paths exist for x86-64 and AArch64; this machine is {platform.machine()}")
+    if name == "clang":
+        compiler = shutil.which("clang")
+        if compiler is None:
+            pytest.skip("clang not found (the gcc build covers the paths; CI has gcc only)")
+        return compiler
     compiler = shutil.which("gcc") or shutil.which("cc")
     if compiler is None:
         skip_unless_local("no C compiler (gcc or cc) on PATH")
     return compiler
 
 
-def test_every_path_of_this_machine_natively(tmp_path):
+@pytest.mark.parametrize("compiler", ["gcc", "clang"])
+def test_every_path_of_this_machine_natively(tmp_path, compiler):
     """x86-64: portable, popcnt, avx2, avx512 as far as the CPU has them (and compat.h's CPUID
     reading agrees with the compiler's); AArch64 (a Graviton or Apple Silicon CI runner): portable, neon."""
     binary = tmp_path / "exactness"
-    _build([_native_compiler()], binary)
+    _build([_native_compiler(compiler)], binary)
     output = _run([str(binary), "1", "400", "160"])
     paths = _tested_paths(output)
     if platform.machine().lower() in ARM64:
