@@ -3,27 +3,21 @@
  *
  * A +-1 value is one bit (1 for -1). For two packed vectors of n valid channels the dot
  * product is n - 2 * popcount(a XOR w); padding bits are 0 in both, so they never count.
- * One build runs everywhere: the POPCNT and AVX2 variants are compiled with function-level
- * target attributes and chosen at run time from the CPU's features; other machines (ARM
- * included) use the portable path.
+ * One build runs everywhere: on x86-64 the POPCNT, AVX2 and AVX-512 variants are compiled with
+ * function-level target attributes (compat.h; MSVC needs none) and chosen at run time from the
+ * CPU's features; on AArch64 the NEON kernels (neon.inc) are the default; the portable path
+ * runs anywhere.
  */
 #include "bitconv.h"
+#include "compat.h"
 
 #include <string.h>
 
-#if defined(__x86_64__) || defined(__i386__)
-#define BSRN_X86 1
-#include <immintrin.h>
-#endif
-#if defined(_WIN32)
-#include <windows.h>
-static void yield_cpu(void) { SwitchToThread(); }
-#else
-#include <sched.h>
-static void yield_cpu(void) { sched_yield(); }
+#ifdef BSRN_NEON
+#include <arm_neon.h>
 #endif
 
-#define INLINE static inline __attribute__((always_inline))
+#define INLINE static BSRN_ALWAYS_INLINE
 /* At most this many groups of 4 output channels in the AVX2 kernels (64 channels). */
 #define AVX2_MAX_GROUPS 16
 
@@ -31,20 +25,35 @@ static void yield_cpu(void) { sched_yield(); }
 
 static int chosen_path = -1;
 
-static int best_path(void) {
+int bitconv_path_available(int path) {
+    if (path == BSRN_PATH_PORTABLE) return 1;
 #ifdef BSRN_X86
-    __builtin_cpu_init();
+    static int features = -1; /* CPUID can be slow in a VM: read once (a race writes the same value) */
+    if (features < 0) features = bsrn_x86_features();
+    const int f = features;
+    const int avx2 = (f & BSRN_CPU_AVX2) && (f & BSRN_CPU_POPCNT);
+    switch (path) {
+    case BSRN_PATH_POPCNT: return (f & BSRN_CPU_POPCNT) != 0;
+    case BSRN_PATH_AVX2: return avx2;
 #ifdef BSRN_EMULATE_AVX512
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("fma")) return 3;
+    case BSRN_PATH_AVX512: return avx2 && (f & BSRN_CPU_FMA);
+#else
+    case BSRN_PATH_AVX512: return avx2 && (f & BSRN_CPU_FMA) && (f & BSRN_CPU_AVX512);
 #endif
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vpopcntdq"))
-        return 3;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt")) return 2;
-    if (__builtin_cpu_supports("popcnt")) return 1;
-#endif
+    default: return 0;
+    }
+#elif defined(BSRN_NEON)
+    return path == BSRN_PATH_NEON;
+#else
     return 0;
+#endif
+}
+
+/* Each architecture's faster paths have the higher numbers: the best is the highest available. */
+static int best_path(void) {
+    for (int path = BSRN_N_PATHS - 1; path > 0; path--)
+        if (bitconv_path_available(path)) return path;
+    return BSRN_PATH_PORTABLE;
 }
 
 int bitconv_path(void) {
@@ -53,8 +62,7 @@ int bitconv_path(void) {
 }
 
 int bitconv_set_path(int path) {
-    int best = best_path();
-    chosen_path = (path < 0 || path > best) ? best : path;
+    chosen_path = path >= 0 && path < BSRN_N_PATHS && bitconv_path_available(path) ? path : best_path();
     return chosen_path;
 }
 
@@ -164,15 +172,15 @@ INLINE void correct_border(int outside, const int32_t *tap_sum, int cout, int32_
 DEFINE_SCALAR_CONVS(portable, , popcount_portable)
 
 #ifdef BSRN_X86
-#define POPCNT_ATTR __attribute__((target("popcnt")))
+#define POPCNT_ATTR BSRN_TARGET("popcnt")
 POPCNT_ATTR static inline int popcount_hw(uint64_t x) { return (int)_mm_popcnt_u64(x); }
 DEFINE_SCALAR_CONVS(popcnt, POPCNT_ATTR, popcount_hw)
 
 /* AVX2, for cin <= 64 (one word per pixel): 4 output channels per register; per-byte
  * popcount by nibble lookup (vpshufb), summed per 64-bit lane with vpsadbw. */
-#define AVX2_ATTR __attribute__((target("avx2,popcnt")))
+#define AVX2_ATTR BSRN_TARGET("avx2,popcnt")
 
-AVX2_ATTR static inline __attribute__((always_inline)) __m256i popcount_bytes(__m256i v) {
+AVX2_ATTR static BSRN_ALWAYS_INLINE __m256i popcount_bytes(__m256i v) {
     const __m256i lookup = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
                                             0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
     const __m256i low = _mm256_set1_epi8(0x0f);
@@ -182,10 +190,10 @@ AVX2_ATTR static inline __attribute__((always_inline)) __m256i popcount_bytes(__
 }
 
 /* Per-lane sums of byte counts (4 x int64, each < 65536). */
-AVX2_ATTR static inline __attribute__((always_inline)) __m256i sum_lanes(__m256i bytes) { return _mm256_sad_epu8(bytes, _mm256_setzero_si256()); }
+AVX2_ATTR static BSRN_ALWAYS_INLINE __m256i sum_lanes(__m256i bytes) { return _mm256_sad_epu8(bytes, _mm256_setzero_si256()); }
 
 /* counts[c] = total - 2 * popcount for the 4 * groups channels whose lane sums are in sums. */
-AVX2_ATTR static inline __attribute__((always_inline)) void store_counts(const __m256i *sums, int groups, int32_t total, int32_t *counts) {
+AVX2_ATTR static BSRN_ALWAYS_INLINE void store_counts(const __m256i *sums, int groups, int32_t total, int32_t *counts) {
     const __m256i order = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
     const __m256i base = _mm256_set1_epi32(total);
     int g = 0;
@@ -204,7 +212,7 @@ AVX2_ATTR static inline __attribute__((always_inline)) void store_counts(const _
 
 /* The kernels as always-inlined bodies so that callers with compile-time channel counts get
  * fully unrolled loops; cin and cout are the layer's (passed in as constants where known). */
-#define AVX2_INLINE AVX2_ATTR static inline __attribute__((always_inline))
+#define AVX2_INLINE AVX2_ATTR static BSRN_ALWAYS_INLINE
 
 /* AVX2: per-byte counts by nibble lookup (byte counts stay below 256: at most 9 words x 8
  * bits), summed per 64-bit lane once per group with vpsadbw. */
@@ -216,7 +224,7 @@ AVX2_ATTR static inline __attribute__((always_inline)) void store_counts(const _
 #define CORES_SUMS sum_lanes
 #include "conv_cores.inc"
 
-/* The AVX-512 path (AVX512F + VL + VPOPCNTDQ): VPOPCNTQ counts each 64-bit lane in one
+/* The AVX-512 path (AVX512F + VL + BW + VPOPCNTDQ): VPOPCNTQ counts each 64-bit lane in one
  * instruction instead of the nibble lookup. Its main kernels (kernels/avx512.inc) use full
  * 512-bit registers; the 256-bit cores below (suffix avx512y) serve the fused pass for channel
  * counts that are a multiple of 8 but not of 16. */
@@ -228,23 +236,23 @@ AVX2_ATTR static inline __attribute__((always_inline)) void store_counts(const _
 #define Z_UNROLL2
 #define POPCNT_EPI64(v) sum_lanes(popcount_bytes(v))
 #else
+#define AVX512_FEATURES "avx2,fma,popcnt,avx512f,avx512vl,avx512bw,avx512vpopcntdq"
 /* GCC: with its pre-register-allocation scheduler (off by default on x86) and the fused pass's
  * pixel loops unrolled by two (Z_UNROLL2), the independent chains of two pixels are interleaved in
  * the instruction stream; the core then overlaps them (about a seventh less time, measured). */
 #if defined(__GNUC__) && !defined(__clang__)
-#define AVX512_ATTR __attribute__((target("avx2,fma,popcnt,avx512f,avx512vl,avx512bw,avx512vpopcntdq"), \
-                                   optimize("schedule-insns", "sched-pressure")))
+#define AVX512_ATTR BSRN_TARGET(AVX512_FEATURES) __attribute__((optimize("schedule-insns", "sched-pressure")))
 #define Z_UNROLL2 _Pragma("GCC unroll 2")
 #else
-#define AVX512_ATTR __attribute__((target("avx2,fma,popcnt,avx512f,avx512vl,avx512bw,avx512vpopcntdq")))
+#define AVX512_ATTR BSRN_TARGET(AVX512_FEATURES)
 #define Z_UNROLL2
 #endif
 #define POPCNT_EPI64(v) _mm256_popcnt_epi64(v)
 #endif
-#define AVX512_INLINE AVX512_ATTR static inline __attribute__((always_inline))
+#define AVX512_INLINE AVX512_ATTR static BSRN_ALWAYS_INLINE
 
 #define CORES_SUFFIX avx512y
-#define CORES_ATTR AVX512_ATTR __attribute__((unused)) /* only the cores are used */
+#define CORES_ATTR AVX512_ATTR BSRN_UNUSED /* only the cores are used */
 #define CORES_INLINE AVX512_INLINE
 #define CORES_COUNT POPCNT_EPI64
 #define CORES_ADD _mm256_add_epi64
@@ -255,13 +263,20 @@ AVX2_ATTR static inline __attribute__((always_inline)) void store_counts(const _
 #include "avx512.inc"
 #endif
 
+#ifdef BSRN_X86
 /* The AVX2 kernels need one word per pixel, the regrouped 3x3 weights and few enough groups. */
 static int use_avx2(const bitconv_layer *L) {
     return bitconv_path() >= 2 && L->words == 1 && L->cout / 4 <= AVX2_MAX_GROUPS &&
            (L->ksize == 1 || L->grouped != NULL);
 }
+#endif
 
 /* ---------------------------------------------------------------- map-level convolution */
+
+#ifdef BSRN_NEON
+static void conv_pixel_neon(const bitconv_layer *L, const uint64_t *const rows[3], int x, int width,
+                            int32_t *counts); /* kernels/neon.inc */
+#endif
 
 void bitconv_rows(const bitconv_layer *L, const uint64_t *act, int height, int width, int32_t *out,
                   int row_begin, int row_end) {
@@ -276,6 +291,12 @@ void bitconv_rows(const bitconv_layer *L, const uint64_t *act, int height, int w
         for (int x = 0; x < width; x++) {
             int32_t *o = out + ((int64_t)y * width + x) * L->cout;
             const uint64_t *a = rows[1] + (int64_t)x * words;
+#ifdef BSRN_NEON
+            if (path == BSRN_PATH_NEON) {
+                conv_pixel_neon(L, rows, x, width, o);
+                continue;
+            }
+#endif
 #ifdef BSRN_X86
             if (avx2 && path == 3) {
                 if (L->ksize == 3) conv3x3_pixel_avx512(L, rows, x, width, o);
@@ -400,6 +421,7 @@ AVX2_ATTR static inline void negative_bits_avx2(const float *v, int channels, in
                                         uint64_t *next_bits, float *next_means,                      \
                                         int y, int x0, int x1, int width) {                          \
         int C = B->channels, words = B->words;                                                       \
+        (void)src_means, (void)next_means; /* the means: computed here (as the ring's ones) */      \
         float buffers[3][BSRN_MAX_CHANNELS], v[BSRN_MAX_CHANNELS];                                   \
         int32_t counts[BSRN_MAX_CHANNELS];                                                           \
         uint64_t bits[BSRN_MAX_CHANNELS / 64];                                                       \
@@ -557,13 +579,16 @@ void bitconv_channel_means(const float *x, int64_t pixels, int channels, float *
 typedef void (*stage_fn)(const bsrn_body *, int, int, const float *, float *, const uint64_t *const[3],
                          const float *, uint64_t *, float *, int, int, int, int);
 
+#ifdef BSRN_NEON
+/* The NEON path's convs and fused pass (AArch64). */
+#include "neon.inc"
+#endif
+
 /* Wait until another thread has finished an item (spin briefly, then yield the core). */
 static void wait_done(const int64_t *flag) {
-    for (int spins = 0; !__atomic_load_n(flag, __ATOMIC_ACQUIRE); spins++) {
-        if (spins > 2000) yield_cpu();
-#ifdef BSRN_X86
-        else _mm_pause();
-#endif
+    for (int spins = 0; !BSRN_ATOMIC_LOAD_ACQUIRE(flag); spins++) {
+        if (spins > 2000) bsrn_yield_cpu();
+        else bsrn_pause();
     }
 }
 
@@ -609,6 +634,9 @@ void bsrn_body_run(const bsrn_body *B, int first, int count, const float *in, fl
     else if (all_avx2) stage = avx512 ? stage_row_avx512 : stage_row_avx2;
     else if (bitconv_path() >= 1) stage = stage_row_popcnt;
 #endif
+#ifdef BSRN_NEON
+    if (bitconv_path() == BSRN_PATH_NEON) stage = stage_neon(B, first, count);
+#endif
     int words = B->words, stages = count + 1;
     /* a ring row: the packed bits of a row, then the channel means of its pixels (floats) */
     int64_t ring_bits = (int64_t)width * words, ring_row = bsrn_ring_row(width, words), total = (int64_t)stages * height;
@@ -624,7 +652,7 @@ void bsrn_body_run(const bsrn_body *B, int first, int count, const float *in, fl
     int t = 0, s = -1;
     int64_t index = -1;
     for (;;) {
-        int64_t k = threads > 1 ? __atomic_fetch_add(next_item, 1, __ATOMIC_RELAXED) : index + 1;
+        int64_t k = threads > 1 ? BSRN_ATOMIC_FETCH_ADD(next_item, 1) : index + 1;
         if (k >= total) break;
         while (index < k) { /* this thread's walk through the order, up to item k */
             if (++s == stages) s = 0, t++;
@@ -652,7 +680,7 @@ void bsrn_body_run(const bsrn_body *B, int first, int count, const float *in, fl
                   last ? NULL : RING_ROW(j + 1, y), last ? NULL : (float *)(RING_ROW(j + 1, y) + ring_bits), y, 0,
                   width, width);
         }
-        if (threads > 1) __atomic_store_n(&done[(int64_t)s * height + y], 1, __ATOMIC_RELEASE);
+        if (threads > 1) BSRN_ATOMIC_STORE_RELEASE(&done[(int64_t)s * height + y], 1);
     }
 #undef WAIT
 #undef RING_ROW

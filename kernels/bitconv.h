@@ -10,9 +10,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Which popcount path the dispatcher chose: 0 portable, 1 POPCNT, 2 AVX2, 3 AVX-512 (VPOPCNTDQ + VL). */
+/* The kernel paths: 0 portable, 1 POPCNT, 2 AVX2, 3 AVX-512 (VPOPCNTDQ + VL + BW) on x86-64, 4 NEON
+ * on AArch64. Which exist depends on the build's architecture and the CPU. */
+#define BSRN_PATH_PORTABLE 0
+#define BSRN_PATH_POPCNT 1
+#define BSRN_PATH_AVX2 2
+#define BSRN_PATH_AVX512 3
+#define BSRN_PATH_NEON 4
+#define BSRN_N_PATHS 5
+/* Which path the dispatcher chose (the best this build and CPU have, unless forced). */
 int bitconv_path(void);
-/* Force a path (for tests/benchmarks); returns the path in effect (never one the CPU lacks). */
+/* Whether this build and CPU can run a path (0 or 1). */
+int bitconv_path_available(int path);
+/* Force a path (for tests/benchmarks); a path that is not available gives the best one. Returns
+ * the path in effect (never one the CPU lacks). */
 int bitconv_set_path(int path);
 
 /* The most channels a body may have (stack buffers of the per-pixel pass). */

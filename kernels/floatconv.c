@@ -10,15 +10,11 @@
  * loop otherwise. The result of a pixel does not depend on the pixels it was grouped with.
  */
 #include "bitconv.h"
+#include "compat.h"
 
 #include <string.h>
 
 #define FMA_PIXELS_MAX 12 /* the most pixels per pass of any path */
-
-#if defined(__x86_64__) || defined(__i386__)
-#define BSRN_X86 1
-#include <immintrin.h>
-#endif
 
 /* The nine input pixels (or the zero row) read by output pixel (y, x). */
 static void tap_pointers(const float *in, int height, int width, int cin, int y, int x, const float *zeros,
@@ -45,7 +41,7 @@ static void conv_pixel_portable(const float *const *taps, int cin, const float *
 }
 
 #ifdef BSRN_X86
-#define FMA_ATTR __attribute__((target("avx2,fma")))
+#define FMA_ATTR BSRN_TARGET("avx2,fma")
 #define FMA_PIXELS 6 /* pixels per pass: 6 x 2 accumulators + the weights fit the 16 registers */
 
 /* Output channels [o0, o0 + 16) of NP pixels (taps[p] are pixel p's nine tap pointers). Each
@@ -125,7 +121,7 @@ FMA_ATTR static void conv_row_fma(const float *in, int height, int width, int ci
  * per pass (12 accumulators; each weight load serves twelve pixels). Per output channel the
  * same fused multiply-adds in the same order as the AVX2 tiles: bit-identical results. (The
  * emulated test build, without AVX-512, uses the AVX2 tiles on this path.) */
-#define FMA512_ATTR __attribute__((target("avx2,fma,avx512f")))
+#define FMA512_ATTR BSRN_TARGET("avx2,fma,avx512f")
 #define FMA512_PIXELS 12
 #define Z_STEP(NP, k) \
     if (NP > k) a##k = _mm512_fmadd_ps(_mm512_set1_ps(p##k[c]), w0, a##k);
@@ -183,11 +179,12 @@ void floatconv3x3_rows(const float *in, int height, int width, int cin, const fl
                        int cout, float *out, int row_begin, int row_end) {
     /* w: [9][cin][cout_pad], bias: [cout_pad], cout_pad = cout rounded up to a multiple of 16. */
     const int cout_pad = (cout + 15) / 16 * 16;
-    float zeros[FLOATCONV_MAX_CIN], scratch[16 * FMA_PIXELS_MAX];
+    float zeros[FLOATCONV_MAX_CIN];
     memset(zeros, 0, sizeof(zeros));
     const float *ta[9];
 #ifdef BSRN_X86
-    const int path = bitconv_path(), fma = path >= 2;
+    float scratch[16 * FMA_PIXELS_MAX];
+    const int path = bitconv_path(), fma = path == BSRN_PATH_AVX2 || path == BSRN_PATH_AVX512;
 #endif
     for (int y = row_begin; y < row_end; y++) {
         float *row = out + (int64_t)y * width * cout;

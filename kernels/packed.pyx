@@ -30,6 +30,7 @@ cdef extern from "bitconv.h":
     int BSRN_MAX_CHANNELS
     int bitconv_path()
     int bitconv_set_path(int path)
+    int bitconv_path_available(int path)
     int64_t bitconv_grouped_size(int cin, int cout)
     void bitconv_prepare3x3(const uint64_t *wts, int cin, int cout, int words, uint64_t *grouped,
                             int32_t *tap_sum)
@@ -53,28 +54,28 @@ cdef extern from "bitconv.h":
                                   const float *weights, const int *offsets, const float *maps, float *out,
                                   int row_begin, int row_end, float *column) nogil
 
-PATHS = {0: "portable", 1: "popcnt", 2: "avx2", 3: "avx512"}
+PATHS = {0: "portable", 1: "popcnt", 2: "avx2", 3: "avx512", 4: "neon"}  # bitconv.h BSRN_PATH_*
 MAX_CHANNELS = BSRN_MAX_CHANNELS
 
 
 def path():
-    """The popcount path in use: 'portable', 'popcnt', 'avx2' or 'avx512'."""
+    """The kernel path in use: 'portable', 'popcnt', 'avx2', 'avx512' (x86-64) or 'neon' (AArch64)."""
     return PATHS[bitconv_path()]
 
 
-def _ceiling():
-    """BSRN_KERNEL_PATH=NAME caps the paths at NAME (to run or test what a CPU without the
-    faster ones gets); unset or unknown: no cap."""
-    inverse = {v: k for k, v in PATHS.items()}
-    return inverse.get(os.environ.get("BSRN_KERNEL_PATH", "").strip().lower(), max(PATHS))
+def _cpu_paths():
+    """The paths this build and CPU can run, slowest first (each architecture's faster paths have
+    the higher numbers)."""
+    return [name for number, name in sorted(PATHS.items()) if bitconv_path_available(number)]
 
 
 def available_paths():
-    """The paths this CPU can run (within BSRN_KERNEL_PATH), slowest first; the last is the default."""
-    before = bitconv_path()
-    best = bitconv_set_path(_ceiling())
-    bitconv_set_path(before)
-    return [PATHS[i] for i in range(best + 1)]
+    """The paths this CPU can run, slowest first; the last is the default. BSRN_KERNEL_PATH=NAME
+    caps them at NAME (to run or test what a CPU without the faster ones gets); unset, or a name
+    this CPU does not have: no cap."""
+    paths = _cpu_paths()
+    ceiling = os.environ.get("BSRN_KERNEL_PATH", "").strip().lower()
+    return paths[:paths.index(ceiling) + 1] if ceiling in paths else paths
 
 
 def set_path(name):
@@ -89,7 +90,9 @@ def set_path(name):
     return PATHS[bitconv_set_path(inverse[name])]
 
 
-bitconv_set_path(_ceiling())
+_paths = available_paths()
+set_path(_paths[len(_paths) - 1])  # the best (no negative indices: wraparound=False)
+del _paths
 
 
 def pack(const float[:, :, ::1] x, uint64_t[:, :, ::1] out):

@@ -1,6 +1,8 @@
 """One prepared GPU run with the shipped presets: x4 (then x2/x3 from the x4 body if budgets
-are given), each within its time budget; evaluate each on Set5/Set14; time CUDA inference;
-write weights, logs and a results record into OUT as each part finishes.
+are given, and the real-photo x4 as "real4=SECONDS"), each within its time budget; evaluate
+each on Set5/Set14 (the real-photo model on their degraded copies, Set5-jpeg/Set14-jpeg made by
+`bsrn degrade`); time CUDA inference; write weights, logs and a results record into OUT as each
+part finishes.
 
 Usage (from the repository root, after scripts/gpu_session.sh installed the project):
     python scripts/gpu_train.py --out $OUT --budgets 4=480 [--init-x4 weights/bsrn-fast-x4.safetensors]
@@ -57,11 +59,14 @@ def inference_speed(model, device: torch.device, seconds: float = 20.0) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
-    parser.add_argument("--budgets", default="4=480", help="scale=seconds, in order (x4 first)")
+    parser.add_argument("--budgets", default="4=480",
+                        help="scale=seconds (or real4=seconds for the real-photo x4), in order (x4 first)")
     parser.add_argument("--data", default=None, help="training folder (default: the preset's)")
     parser.add_argument("--val", default="data/val", help="folder holding Set5/ and Set14/")
     parser.add_argument("--runs", default=None, help="run folders (default: OUT/runs)")
     parser.add_argument("--init-x4", default=None, help="weights to start x4 from")
+    parser.add_argument("--init-real", default=None, help="weights to start the real-photo x4 from "
+                        "(default: the preset's, the shipped bsrn-real-x4)")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="KEY=VALUE for the preset")
     parser.add_argument("--speed-seconds", type=float, default=20.0)
@@ -75,33 +80,41 @@ def main() -> None:
     results = {"device": torch.cuda.get_device_name(0) if cuda else "cpu", "torch": torch.__version__, "runs": {}}
     x4_best = args.init_x4
     for item in args.budgets.split(","):
-        scale, seconds = (int(v) for v in item.split("="))
+        stage, seconds = item.split("=")
+        real = stage == "real4"
+        scale, seconds = (4 if real else int(stage)), int(seconds)
+        name = "real-x4" if real else f"x{scale}"
         started = time.monotonic()
-        run_dir = runs / f"x{scale}"
+        run_dir = runs / name
+        sets = ("Set5-jpeg", "Set14-jpeg") if real else ("Set5", "Set14")
         options = {"time_budget": float(seconds), "device": args.device, "out": str(run_dir),
-                   "init": args.init_x4 if scale == 4 else x4_best, "val_data": str(val / "Set5"),
-                   "data": [args.data] if args.data else None}
-        config = make_config(f"gpu-x{scale}", options, args.sets)
+                   "val_data": str(val / sets[0]), "data": [args.data] if args.data else None}
+        if real:
+            if args.init_real:
+                options["init"] = args.init_real
+        else:
+            options["init"] = args.init_x4 if scale == 4 else x4_best
+        config = make_config("gpu-real-x4" if real else f"gpu-x{scale}", options, args.sets)
         summary = train(config, log=lambda line: print(line, flush=True))
         best = run_dir / "best.safetensors"
-        if scale == 4:
+        if scale == 4 and not real:
             x4_best = str(best)
         model, meta = load_weights(best)
         device = torch.device(args.device)
         model = model.to(device)
-        scores = {name: validate(model, load_pairs(val / name, scale), device) for name in ("Set5", "Set14")}
+        scores = {s: validate(model, load_pairs(val / s, scale), device) for s in sets}
         rates = [json.loads(line)["it_per_s"] for line in (run_dir / "log.jsonl").read_text().splitlines()
                  if '"it_per_s"' in line]
-        results["runs"][f"x{scale}"] = {"steps": summary["step"], "train_seconds": summary["seconds"],
-                                        "wall_seconds": time.monotonic() - started, "batch": config.batch,
-                                        "lr_patch": config.lr_patch, "compile": config.compile, "precision": config.precision,
-                                        "median_it_per_s": float(np.median(rates[1:] or rates)) if rates else None,
-                                        "best_steps": meta["training"]["steps"], "init": config.init, **scores}
-        shutil.copy(best, out / f"bsrn-fast-x{scale}.safetensors")
+        results["runs"][name] = {"steps": summary["step"], "train_seconds": summary["seconds"],
+                                 "wall_seconds": time.monotonic() - started, "batch": config.batch,
+                                 "lr_patch": config.lr_patch, "compile": config.compile, "precision": config.precision,
+                                 "median_it_per_s": float(np.median(rates[1:] or rates)) if rates else None,
+                                 "best_steps": meta["training"]["steps"], "init": config.init, **scores}
+        shutil.copy(best, out / (f"bsrn-{name}.safetensors" if real else f"bsrn-fast-x{scale}.safetensors"))
         with tarfile.open(out / "logs.tar.gz", "w:gz") as tar:
             tar.add(runs, arcname="runs", filter=lambda m: None if m.name.endswith(".safetensors") else m)
         (out / "results.json").write_text(json.dumps(results, indent=2))
-        print(json.dumps(results["runs"][f"x{scale}"]), flush=True)
+        print(json.dumps(results["runs"][name]), flush=True)
     if cuda and args.speed_seconds > 0:
         model, _ = load_weights(out / "bsrn-fast-x4.safetensors") if (out / "bsrn-fast-x4.safetensors").exists() \
             else (None, None)

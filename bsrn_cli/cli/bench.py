@@ -21,7 +21,7 @@ from bsrn_cli.system import cpu_name
 
 PAUSE_SECONDS = 0.05
 SPREAD_LIMIT = 0.2  # (max - min) / median of a backend's rounds above this: warn, the ratio is not solid
-KNOWN_KERNEL_PATHS = ("portable", "popcnt", "avx2", "avx512")
+KNOWN_KERNEL_PATHS = ("portable", "popcnt", "avx2", "avx512", "neon")
 PLOT_SIZE = (900, 560)
 OURS = ("packed", "torch")
 

@@ -38,9 +38,11 @@ def degrade_command(
                                        "range drawn from per image.")] = "1-4",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Write into an existing folder.")] = False,
 ) -> None:
-    """Make a degraded test set: each HR image is cropped to a multiple of the scale, downscaled
-    with the evaluation protocol's MATLAB bicubic, given Gaussian noise and JPEG-compressed, with
-    draws seeded by --seed and the image's name. `bsrn eval OUT` then scores a model on it.
+    """Make a degraded test set (MATLAB-bicubic down, Gaussian noise, JPEG), seeded.
+
+    Each HR image is cropped to a multiple of the scale, then degraded with draws seeded by --seed.
+
+    An image's draws depend only on the seed and its name. `bsrn eval OUT` then scores a model on it.
 
     Example: bsrn degrade data/Set14 -o data/Set14-jpeg -s 4
     """

@@ -85,6 +85,8 @@ class Worker:
                 self.runner.image(job)
             return Outcome(str(job.source), "done", notes=tuple(self.runner.notes))
         except OutputExists as exc:
+            if exc.same:  # this job's own output: a first try wrote it, then its worker died unreported
+                return Outcome(str(job.source), "done", notes=tuple(self.runner.notes))
             return Outcome(str(job.source), "skipped", str(exc), tuple(self.runner.notes))
         except BsrnError as exc:
             return Outcome(str(job.source), "failed", str(exc), tuple(self.runner.notes))

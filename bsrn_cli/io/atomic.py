@@ -22,9 +22,10 @@ _TEMPORARY = re.compile(r"^\..+\.(?P<pid>\d+)-[a-z0-9_]{8}\.(?:part|frames)\.[A-
 class OutputExists(BsrnError):
     """The output appeared while it was being made (another run wrote it first)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, same: bool = False):
         super().__init__(f"{path}: already exists (another run wrote it meanwhile); kept")
         self.path = path
+        self.same = same  # it holds exactly the bytes this write would have put there
 
 
 def _umask() -> int:
@@ -74,12 +75,23 @@ def remove_stale_temporaries(folder: Path, targets: set[Path] | None = None) -> 
     return removed
 
 
+def _same_bytes(a: str, b: Path) -> bool:
+    import filecmp
+
+    try:
+        return filecmp.cmp(a, b, shallow=False)
+    except OSError:
+        return False
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None], replace: bool = True) -> None:
     """Call ``write(temporary_path)`` in the target folder, then move it onto ``path``.
 
     An exception or interrupt removes the temporary file, so no partial output is left.
     The file gets the permissions a plain ``open`` would give (mkstemp's are 0600).
-    ``replace=False`` never replaces a file that appeared meanwhile (:class:`OutputExists`):
+    ``replace=False`` never replaces a file that appeared meanwhile (:class:`OutputExists`; its
+    ``same`` says whether that file holds exactly the bytes just made, as when a retried job's
+    first try wrote it before dying):
     the file is hard-linked into place, which fails atomically if the name exists; where the
     file system has no hard links, the name is checked just before the rename.
     """
@@ -95,10 +107,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], replace:
         try:
             os.link(tmp, path)
         except FileExistsError:
-            raise OutputExists(path) from None
+            raise OutputExists(path, _same_bytes(tmp, path)) from None
         except OSError:  # no hard links on this file system
             if path.exists():
-                raise OutputExists(path) from None
+                raise OutputExists(path, _same_bytes(tmp, path)) from None
             os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

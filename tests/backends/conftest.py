@@ -2,7 +2,7 @@
 
 import pytest
 
-KERNEL_PATHS = ["portable", "popcnt", "avx2", "avx512"]
+KERNEL_PATHS = ["portable", "popcnt", "avx2", "avx512", "neon"]
 
 
 def force_path(name: str) -> str:

@@ -156,6 +156,13 @@ def test_writing_without_replace_keeps_a_file_that_appeared_meanwhile(tmp_path):
     assert target.read_bytes() == b"theirs" and os.listdir(tmp_path) == ["a_x2.png"]
     atomic_write(target, lambda tmp: open(tmp, "wb").write(b"ours"), replace=True)
     assert target.read_bytes() == b"ours" and os.listdir(tmp_path) == ["a_x2.png"]
+    with pytest.raises(OutputExists) as other:
+        atomic_write(target, lambda tmp: open(tmp, "wb").write(b"mine"), replace=False)
+    assert not other.value.same
+    # a retried job (a Ray worker killed after its write, before reporting it) finds its own bytes
+    with pytest.raises(OutputExists) as again:
+        atomic_write(target, lambda tmp: open(tmp, "wb").write(b"ours"), replace=False)
+    assert again.value.same and target.read_bytes() == b"ours" and os.listdir(tmp_path) == ["a_x2.png"]
 
 
 def test_without_hard_links_the_name_is_still_checked_before_the_rename(tmp_path, monkeypatch):
@@ -168,6 +175,9 @@ def test_without_hard_links_the_name_is_still_checked_before_the_rename(tmp_path
     with pytest.raises(OutputExists):
         atomic_write(target, lambda tmp: open(tmp, "wb").write(b"second"), replace=False)
     assert target.read_bytes() == b"first" and os.listdir(tmp_path) == ["a_x2.png"]
+    with pytest.raises(OutputExists) as again:
+        atomic_write(target, lambda tmp: open(tmp, "wb").write(b"first"), replace=False)
+    assert again.value.same and target.read_bytes() == b"first" and os.listdir(tmp_path) == ["a_x2.png"]
 
 
 def test_two_runs_into_one_folder_write_every_output_once(tmp_path, tiny_weights):

@@ -15,6 +15,14 @@ def test_every_shipped_preset_parses_and_builds_its_model():
     assert gpu.time_budget == 540 and gpu.device == "cuda" and gpu.scale == 4
     paper = make_config("paper")
     assert paper.preset == "paper" and paper.weight_decay == 2e-4 and paper.schedule == "step"
+    # the two real-photo recipes of the second round share one degradation table
+    from bsrn_cli.degrade import Degradation
+    cpu, gpu_real = make_config("real-jpeg"), make_config("gpu-real-x4")
+    assert cpu.degradation == gpu_real.degradation
+    table = Degradation.from_config(cpu.degradation)
+    assert table.blur_prob == 0.3 and table.jpeg_quality == (50, 95) and table.second_order == 0.1
+    assert table.resize_kernels.count("bicubic") == 2
+    assert gpu_real.init == "weights/bsrn-real-x4.safetensors" and gpu_real.val_data == "data/val/Set5-jpeg"
 
 
 def test_file_then_options_then_sets(tmp_path):
