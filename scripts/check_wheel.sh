@@ -16,8 +16,11 @@ python3 -m venv "$work/venv"
 mkdir "$work/bin"
 for tool in env ls cat; do ln -s "$(command -v "$tool")" "$work/bin/$tool"; done
 nocc="$work/venv/bin:$work/bin"
+# the shell by its absolute path ($BASH): the bare PATH has no bash, and a lookup that cannot
+# start would report every compiler missing; the same lookup must find gcc on the normal PATH
+env PATH="$PATH" "$BASH" -c "command -v gcc" >/dev/null || { echo "wheel check: the compiler lookup finds no gcc even on the normal PATH" >&2; exit 1; }
 for compiler in cc gcc clang c++ g++ x86_64-linux-gnu-gcc; do
-    if env PATH="$nocc" bash -c "command -v $compiler" >/dev/null; then
+    if env PATH="$nocc" "$BASH" -c "command -v $compiler" >/dev/null; then
         echo "wheel check: $compiler is reachable on the bare PATH" >&2
         exit 1
     fi
