@@ -17,6 +17,7 @@ installed and nothing changes.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any, get_args, get_origin
@@ -83,13 +84,16 @@ def install() -> bool:
                 int: "Input should be a valid integer, unable to parse string as an integer",
                 float: "Input should be a valid number, unable to parse string as a number"}
 
-    class PlainRuntimeParam(RuntimeParam):  # a frozen dataclass in Typer
+    @dataclasses.dataclass(frozen=True)
+    class PlainRuntimeParam(RuntimeParam):  # RuntimeParam is a frozen dataclass in Typer
+        kind: type = str
+        listed: bool = False
+
         def _coerce_value(self, value: Any, param, ctx) -> Any:
-            kind, listed = plain_type(param.type_descriptor)
-            if listed:
+            if self.listed:
                 items = value if isinstance(value, (list, tuple)) else [value]
-                return [self._one(kind, item, param, ctx) for item in items]
-            return self._one(kind, value, param, ctx)
+                return [self._one(self.kind, item, param, ctx) for item in items]
+            return self._one(self.kind, value, param, ctx)
 
         def _one(self, kind: type, value: Any, param, ctx) -> Any:
             if kind is str:
@@ -105,10 +109,12 @@ def install() -> bool:
                 raise BadParameter(messages[kind], ctx=ctx, param=param) from None
 
     def get_runtime_param(self):
-        if self._runtime_param is None and plain_type(self.type_descriptor) is not None:
+        plain = plain_type(self.type_descriptor) if self._runtime_param is None else None
+        if plain is not None:
             descriptor = self.type_descriptor
             self._runtime_param = PlainRuntimeParam(parameter_info=descriptor.parameter_info,
-                                                    annotation=descriptor.annotation)
+                                                    annotation=descriptor.annotation, kind=plain[0],
+                                                    listed=plain[1])
         return original(self)
 
     get_runtime_param._bsrn_plain = True

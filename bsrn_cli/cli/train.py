@@ -10,16 +10,15 @@ import typer
 
 from bsrn_cli.cli.common import console
 from bsrn_cli.errors import require_torch
+from bsrn_cli.train import preset_names
 
-# the shipped presets, named in the help (read from the package: importing the trainer needs torch)
-PRESETS = ", ".join(sorted(p.stem for p in (Path(__file__).parents[1] / "train" / "presets").glob("*.toml")))
 
 
 def train_command(
     data: Annotated[Optional[list[Path]], typer.Argument(
         help="Folders (or files) of HR images; a DIV2K-style folder uses its *_HR/ images.")] = None,
     config: Annotated[Optional[str], typer.Option(
-        "--config", "-c", help=f"TOML file, or a shipped preset: {PRESETS}.")] = None,
+        "--config", "-c", help=f"TOML file, or a shipped preset: {', '.join(preset_names())}.")] = None,
     scale: Annotated[Optional[int], typer.Option("--scale", "-s", help="Upscaling factor: 2, 3 or 4.")] = None,
     backbone: Annotated[Optional[str], typer.Option(help="bsrn, vdsr or srresnet.")] = None,
     preset: Annotated[Optional[str], typer.Option(help="BSRN network preset: fast (shipped) or paper.")] = None,

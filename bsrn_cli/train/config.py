@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from bsrn_cli.errors import BsrnError
+from bsrn_cli.train import preset_names
 from bsrn_cli.train.loop import TrainConfig
 
 if sys.version_info >= (3, 11):
@@ -23,11 +24,6 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
-
-
-def preset_names() -> list[str]:
-    folder = resources.files("bsrn_cli.train") / "presets"
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
 def read_config_file(spec: str | Path) -> dict:
