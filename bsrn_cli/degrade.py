@@ -151,6 +151,7 @@ class Degradation:
     jpeg_prob: float = 0.9
     jpeg_quality: tuple[float, float] = (50, 95)
     second_order: float = 0.3
+    clean_prob: float = 0.0                            # share of patches given the clean MATLAB-bicubic LR
 
     @classmethod
     def from_config(cls, value) -> "Degradation | None":
@@ -218,6 +219,10 @@ class Degradation:
         height, width = hr.shape[:2]
         if height % scale or width % scale:
             raise ValueError(f"HR size {width}x{height} is not divisible by the scale {scale}")
+        # Drawn only when asked for, so a table without clean_prob sees the same patches as before.
+        if self.clean_prob and rng.random() < self.clean_prob:
+            clean = to_uint8(resize(hr, width // scale, height // scale, "bicubic"))
+            return clean if clean.ndim == hr.ndim else clean[..., None]
         image = self._blur(hr.astype(np.float32), rng)
         kernel = self.resize_kernels[int(rng.integers(len(self.resize_kernels)))]
         image = resize(image, width // scale, height // scale, kernel)

@@ -120,6 +120,29 @@ def test_with_every_step_off_the_pipeline_is_the_clean_bicubic_lr():
     assert np.abs(lr.astype(int) - imresize(hr, 0.25).astype(int)).max() <= 1  # rounding only
 
 
+def test_clean_prob_leaves_that_share_of_patches_clean_and_zero_keeps_the_old_draws():
+    hr = smooth_image(96, 96)
+    clean = imresize(hr, 0.25).astype(int)
+    always = Degradation(clean_prob=1.0)
+    assert all(np.abs(always(hr, 4, np.random.default_rng(s)).astype(int) - clean).max() <= 1 for s in range(3))
+    half = Degradation(clean_prob=0.5)
+    outs = [half(hr, 4, np.random.default_rng(s)) for s in range(200)]
+    share = np.mean([np.abs(o.astype(int) - clean).max() <= 1 for o in outs])
+    assert 0.4 < share < 0.6
+    # clean_prob 0 draws nothing extra, so older tables see the same patches as before: with every
+    # step off the pipeline draws blur?, the kernel, noise?, JPEG? and second order?, no more
+    off = Degradation(blur_prob=0, noise_prob=0, jpeg_prob=0, second_order=0, resize_kernels=("bicubic",))
+    used, replay = np.random.default_rng(11), np.random.default_rng(11)
+    off(hr, 4, used)
+    replay.random(), replay.integers(1), replay.random(), replay.random(), replay.random()
+    assert used.random() == replay.random()
+    gray = Degradation(clean_prob=1.0)(hr[..., :1], 4, np.random.default_rng(0))
+    assert gray.shape == (24, 24, 1)
+    assert Degradation.from_config({"clean_prob": 0.25}).clean_prob == 0.25
+    with pytest.raises(BsrnError, match="clean_prob"):
+        Degradation.from_config({"clean_prob": 2})
+
+
 def test_config_values_real_bicubic_and_tables_with_checked_keys_and_ranges():
     assert Degradation.from_config("bicubic") is None and Degradation.from_config(None) is None
     assert Degradation.from_config("real") == Degradation()
