@@ -241,6 +241,11 @@ AVX2_ATTR static BSRN_ALWAYS_INLINE void store_counts(const __m256i *sums, int g
 /* The kernels as always-inlined bodies so that callers with compile-time channel counts get
  * fully unrolled loops; cin and cout are the layer's (passed in as constants where known). */
 #define AVX2_INLINE AVX2_ATTR static BSRN_ALWAYS_INLINE
+#if defined(__GNUC__) && !defined(__clang__)
+#define AVX2_SCHED_ATTR AVX2_ATTR __attribute__((optimize("schedule-insns", "sched-pressure")))
+#else
+#define AVX2_SCHED_ATTR AVX2_ATTR
+#endif
 
 /* AVX2: per-byte counts by nibble lookup (byte counts stay below 256: at most 9 words x 8
  * bits), summed per 64-bit lane once per group with vpsadbw. */
@@ -573,8 +578,8 @@ AVX512_ATTR static float channel_mean_z(const float *v, int channels) {
 }
 
 #define X8_SUFFIX avx2
-#define X8_ATTR AVX2_ATTR
-#define X8_INLINE AVX2_INLINE
+#define X8_ATTR AVX2_SCHED_ATTR
+#define X8_INLINE AVX2_SCHED_ATTR static BSRN_ALWAYS_INLINE
 #define X8_CONV3 conv3x3_avx2_core
 #define X8_CONV1 conv1x1_avx2_core
 #include "stage_x8.inc"
