@@ -189,6 +189,34 @@ AVX2_ATTR static BSRN_ALWAYS_INLINE __m256i popcount_bytes(__m256i v) {
     return _mm256_add_epi8(lo, hi);
 }
 
+/* Carry-save adder: the bitwise sum of three words as (high, low) = 2 high + low. */
+AVX2_ATTR static BSRN_ALWAYS_INLINE void carry_save(__m256i a, __m256i b, __m256i c, __m256i *high, __m256i *low) {
+    const __m256i u = _mm256_xor_si256(a, b);
+    *low = _mm256_xor_si256(u, c);
+    *high = _mm256_or_si256(_mm256_and_si256(a, b), _mm256_and_si256(u, c));
+}
+
+/* Per-lane sums (4 x int64) of the set bits of 7 registers: four carry-save adders reduce them to
+ * ones + 2 twos + 4 fours, whose bytes are counted by three nibble lookups (tables of 1, 2 and 4
+ * times the count; a byte's total is at most 56) instead of seven. */
+AVX2_ATTR static BSRN_ALWAYS_INLINE __m256i popcount7_lanes(const __m256i *x) {
+    __m256i h1, l1, h2, l2, h3, ones, twos, fours;
+    carry_save(x[0], x[1], x[2], &h1, &l1);
+    carry_save(x[3], x[4], x[5], &h2, &l2);
+    carry_save(l1, l2, x[6], &h3, &ones);
+    carry_save(h1, h2, h3, &fours, &twos);
+    const __m256i t1 = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+                                        0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+    const __m256i t2 = _mm256_add_epi8(t1, t1), t4 = _mm256_add_epi8(t2, t2);
+    const __m256i low = _mm256_set1_epi8(0x0f);
+#define NIBBLES(table, v)                                                                         \
+    _mm256_add_epi8(_mm256_shuffle_epi8(table, _mm256_and_si256(v, low)),                         \
+                    _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(v, 4), low)))
+    const __m256i bytes = _mm256_add_epi8(_mm256_add_epi8(NIBBLES(t1, ones), NIBBLES(t2, twos)), NIBBLES(t4, fours));
+#undef NIBBLES
+    return _mm256_sad_epu8(bytes, _mm256_setzero_si256());
+}
+
 /* Per-lane sums of byte counts (4 x int64, each < 65536). */
 AVX2_ATTR static BSRN_ALWAYS_INLINE __m256i sum_lanes(__m256i bytes) { return _mm256_sad_epu8(bytes, _mm256_setzero_si256()); }
 
@@ -213,6 +241,11 @@ AVX2_ATTR static BSRN_ALWAYS_INLINE void store_counts(const __m256i *sums, int g
 /* The kernels as always-inlined bodies so that callers with compile-time channel counts get
  * fully unrolled loops; cin and cout are the layer's (passed in as constants where known). */
 #define AVX2_INLINE AVX2_ATTR static BSRN_ALWAYS_INLINE
+#if defined(__GNUC__) && !defined(__clang__)
+#define AVX2_SCHED_ATTR AVX2_ATTR __attribute__((optimize("schedule-insns", "sched-pressure")))
+#else
+#define AVX2_SCHED_ATTR AVX2_ATTR
+#endif
 
 /* AVX2: per-byte counts by nibble lookup (byte counts stay below 256: at most 9 words x 8
  * bits), summed per 64-bit lane once per group with vpsadbw. */
@@ -222,6 +255,7 @@ AVX2_ATTR static BSRN_ALWAYS_INLINE void store_counts(const __m256i *sums, int g
 #define CORES_COUNT popcount_bytes
 #define CORES_ADD _mm256_add_epi8
 #define CORES_SUMS sum_lanes
+#define CORES_COUNT7 popcount7_lanes
 #include "conv_cores.inc"
 
 /* The AVX-512 path (AVX512F + VL + BW + VPOPCNTDQ): VPOPCNTQ counts each 64-bit lane in one
@@ -544,8 +578,8 @@ AVX512_ATTR static float channel_mean_z(const float *v, int channels) {
 }
 
 #define X8_SUFFIX avx2
-#define X8_ATTR AVX2_ATTR
-#define X8_INLINE AVX2_INLINE
+#define X8_ATTR AVX2_SCHED_ATTR
+#define X8_INLINE AVX2_SCHED_ATTR static BSRN_ALWAYS_INLINE
 #define X8_CONV3 conv3x3_avx2_core
 #define X8_CONV1 conv1x1_avx2_core
 #include "stage_x8.inc"

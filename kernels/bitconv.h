@@ -113,7 +113,7 @@ void floatconv3x3_add_rows(const float *in, int height, int width, int cin, cons
 /* The bicubic image skip, added in place: out [H*s][W*s][channels] becomes ((out + 0.5) +
  * bicubic(lr)) - 0.5, for output rows [row_begin, row_end); lr [H][W][channels]; weights
  * [s][4] and offsets [s] per output phase (kernels/floatconv.c). Position-independent like
- * the convs; column: scratch of width * channels floats. */
+ * the convs; column: scratch of (scale + 1) * width * channels floats. */
 void bicubic_add_rows(const float *lr, int height, int width, int channels, int scale, const float *weights,
                       const int *offsets, float *out, int row_begin, int row_end, float *column);
 /* The same with the upsampler's pixel shuffle folded in: out [H*s][W*s][channels] = ((shuffled

@@ -209,6 +209,58 @@ void floatconv3x3_rows(const float *in, int height, int width, int cin, const fl
     }
 }
 
+/* dst[i] = ((w[0] a0[i] + w[1] a1[i]) + w[2] a2[i]) + w[3] a3[i], i < n: the bicubic skip's four-tap
+ * sums, each a multiply and an add in this order on every path (no fused multiply-add), so every
+ * path gives the same floats. */
+static void taps4_portable(const float *a0, const float *a1, const float *a2, const float *a3, const float *w,
+                           float *dst, int n) {
+    for (int i = 0; i < n; i++) dst[i] = ((w[0] * a0[i] + w[1] * a1[i]) + w[2] * a2[i]) + w[3] * a3[i];
+}
+
+#ifdef BSRN_X86
+FMA_ATTR static void taps4_avx2(const float *a0, const float *a1, const float *a2, const float *a3, const float *w,
+                                float *dst, int n) {
+    const __m256 w0 = _mm256_set1_ps(w[0]), w1 = _mm256_set1_ps(w[1]), w2 = _mm256_set1_ps(w[2]),
+                 w3 = _mm256_set1_ps(w[3]);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_add_ps(_mm256_mul_ps(w0, _mm256_loadu_ps(a0 + i)), _mm256_mul_ps(w1, _mm256_loadu_ps(a1 + i)));
+        v = _mm256_add_ps(v, _mm256_mul_ps(w2, _mm256_loadu_ps(a2 + i)));
+        _mm256_storeu_ps(dst + i, _mm256_add_ps(v, _mm256_mul_ps(w3, _mm256_loadu_ps(a3 + i))));
+    }
+    taps4_portable(a0 + i, a1 + i, a2 + i, a3 + i, w, dst + i, n - i);
+}
+
+#ifndef BSRN_EMULATE_AVX512
+FMA512_ATTR static void taps4_avx512(const float *a0, const float *a1, const float *a2, const float *a3,
+                                     const float *w, float *dst, int n) {
+    const __m512 w0 = _mm512_set1_ps(w[0]), w1 = _mm512_set1_ps(w[1]), w2 = _mm512_set1_ps(w[2]),
+                 w3 = _mm512_set1_ps(w[3]);
+    int i = 0;
+    for (; i < n; i += 16) { /* the last pass masked: nothing past n is read or written */
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 v = _mm512_add_ps(_mm512_mul_ps(w0, _mm512_maskz_loadu_ps(m, a0 + i)),
+                                 _mm512_mul_ps(w1, _mm512_maskz_loadu_ps(m, a1 + i)));
+        v = _mm512_add_ps(v, _mm512_mul_ps(w2, _mm512_maskz_loadu_ps(m, a2 + i)));
+        _mm512_mask_storeu_ps(dst + i, m, _mm512_add_ps(v, _mm512_mul_ps(w3, _mm512_maskz_loadu_ps(m, a3 + i))));
+    }
+}
+#endif
+#endif
+
+typedef void (*taps4_fn)(const float *, const float *, const float *, const float *, const float *, float *, int);
+
+static taps4_fn taps4_for_path(void) {
+#ifdef BSRN_X86
+    const int path = bitconv_path();
+#ifndef BSRN_EMULATE_AVX512
+    if (path == BSRN_PATH_AVX512) return taps4_avx512;
+#endif
+    if (path == BSRN_PATH_AVX2 || path == BSRN_PATH_AVX512) return taps4_avx2;
+#endif
+    return taps4_portable;
+}
+
 void bicubic_add_rows(const float *lr, int height, int width, int channels, int scale, const float *weights,
                       const int *offsets, float *out, int row_begin, int row_end, float *column) {
     bicubic_shuffle_add_rows(lr, height, width, channels, scale, weights, offsets, NULL, out, row_begin, row_end, column);
@@ -220,36 +272,61 @@ void bicubic_shuffle_add_rows(const float *lr, int height, int width, int channe
     /* out rows [row_begin, row_end) of the (height * scale, width * scale, channels) map:
      * out = ((out + 0.5) + bicubic(lr)) - 0.5. Per output phase i (index = scale * k + i) the
      * four source pixels start at k + offsets[i] (edges repeated) with weights[i][0..3]:
-     * first the column of four rows, then the row of four columns, always in this order. */
-    const int out_width = width * scale;
+     * first the column of four rows, then the row of four columns, always in this order.
+     * Per output row: the column sums of the four source rows (one vector pass), then per
+     * column phase the row sums of all source columns (one vector pass per phase, over the
+     * columns whose four sources lie inside the image; the edge columns one by one), then the
+     * sums added to the output in its order. column: (scale + 1) * width * channels floats. */
+    const int out_width = width * scale, n = width * channels, ss = scale * scale;
+    float *rowsum = column + n; /* [scale][n]: rowsum[px][q * channels + ch] is output (., s q + px, ch)'s */
+    const taps4_fn taps4 = taps4_for_path();
     for (int y = row_begin; y < row_end; y++) {
         const int k = y / scale, phase = y % scale;
-        const float *wy = weights + 4 * phase;
         const float *rows[4];
         for (int a = 0; a < 4; a++) {
             int r = k + offsets[phase] + a;
             r = r < 0 ? 0 : (r >= height ? height - 1 : r);
-            rows[a] = lr + (int64_t)r * width * channels;
+            rows[a] = lr + (int64_t)r * n;
         }
-        for (int q = 0; q < width * channels; q++)
-            column[q] = ((wy[0] * rows[0][q] + wy[1] * rows[1][q]) + wy[2] * rows[2][q]) + wy[3] * rows[3][q];
+        taps4(rows[0], rows[1], rows[2], rows[3], weights + 4 * phase, column, n);
+        for (int px = 0; px < scale; px++) {
+            const float *wx = weights + 4 * px;
+            float *h = rowsum + (int64_t)px * n;
+            /* columns q whose sources q + offsets[px] .. + 3 all lie in [0, width) */
+            int q0 = -offsets[px], q1 = width - 3 - offsets[px];
+            q0 = q0 < 0 ? 0 : (q0 > width ? width : q0);
+            q1 = q1 < q0 ? q0 : (q1 > width ? width : q1);
+            if (q1 > q0) {
+                const float *src = column + (int64_t)(q0 + offsets[px]) * channels;
+                taps4(src, src + channels, src + 2 * channels, src + 3 * channels, wx, h + (int64_t)q0 * channels,
+                      (q1 - q0) * channels);
+            }
+            for (int q = 0; q < width; q++) {
+                if (q == q0 && q1 > q0) q = q1; /* the interior is done */
+                if (q >= width) break;
+                int cols[4];
+                for (int b = 0; b < 4; b++) {
+                    int c = q + offsets[px] + b;
+                    cols[b] = (c < 0 ? 0 : (c >= width ? width - 1 : c)) * channels;
+                }
+                for (int ch = 0; ch < channels; ch++)
+                    h[q * channels + ch] = ((wx[0] * column[cols[0] + ch] + wx[1] * column[cols[1] + ch])
+                                            + wx[2] * column[cols[2] + ch]) + wx[3] * column[cols[3] + ch];
+            }
+        }
         float *o = out + (int64_t)y * out_width * channels;
         /* maps (pixel shuffle folded in): output (y, x, ch) is maps[y / s][x / s][(ch * s + y % s) * s + x % s] */
-        const float *m = maps ? maps + (int64_t)k * width * channels * scale * scale + (int64_t)phase * scale : NULL;
-        for (int x = 0; x < out_width; x++) {
-            const int q = x / scale, px = x % scale;
-            const float *wx = weights + 4 * px;
-            int cols[4];
-            for (int b = 0; b < 4; b++) {
-                int c = q + offsets[px] + b;
-                cols[b] = (c < 0 ? 0 : (c >= width ? width - 1 : c)) * channels;
+        const float *m = maps ? maps + (int64_t)k * n * ss + (int64_t)phase * scale : NULL;
+        for (int q = 0; q < width; q++)
+            for (int px = 0; px < scale; px++) {
+                const float *h = rowsum + (int64_t)px * n + (int64_t)q * channels;
+                float *op = o + ((int64_t)q * scale + px) * channels;
+                if (m) {
+                    const float *mp = m + (int64_t)q * channels * ss + px;
+                    for (int ch = 0; ch < channels; ch++) op[ch] = ((mp[ch * ss] + 0.5f) + h[ch]) - 0.5f;
+                } else {
+                    for (int ch = 0; ch < channels; ch++) op[ch] = ((op[ch] + 0.5f) + h[ch]) - 0.5f;
+                }
             }
-            for (int ch = 0; ch < channels; ch++) {
-                const float v = ((wx[0] * column[cols[0] + ch] + wx[1] * column[cols[1] + ch])
-                                 + wx[2] * column[cols[2] + ch]) + wx[3] * column[cols[3] + ch];
-                const float before = m ? m[((int64_t)q * channels + ch) * scale * scale + px] : o[(int64_t)x * channels + ch];
-                o[(int64_t)x * channels + ch] = ((before + 0.5f) + v) - 0.5f;
-            }
-        }
     }
 }

@@ -179,7 +179,7 @@ def bicubic_add(const float[:, :, ::1] lr, const float[:, ::1] weights, const in
         raise ValueError("bicubic_add: bad row range")
     if row_begin == row_end or width == 0:
         return
-    column = np.empty(max(width * channels, 1), dtype=np.float32)  # one row of vertical sums
+    column = np.empty(max((scale + 1) * width * channels, 1), dtype=np.float32)  # a row of sums per phase
     cdef float[::1] col = column
     with nogil:
         bicubic_add_rows(&lr[0, 0, 0], height, width, channels, scale, &weights[0, 0], &offsets[0], &out[0, 0, 0],
@@ -200,7 +200,7 @@ def bicubic_shuffle_add(const float[:, :, ::1] lr, const float[:, ::1] weights, 
         raise ValueError("bicubic_shuffle_add: bad row range")
     if row_begin == row_end or width == 0:
         return
-    column = np.empty(max(width * channels, 1), dtype=np.float32)
+    column = np.empty(max((scale + 1) * width * channels, 1), dtype=np.float32)
     cdef float[::1] col = column
     with nogil:
         bicubic_shuffle_add_rows(&lr[0, 0, 0], height, width, channels, scale, &weights[0, 0], &offsets[0],

@@ -166,6 +166,60 @@ def test_bicubic_skip_with_the_pixel_shuffle_folded_in_equals_shuffle_then_skip(
     assert np.array_equal(got, expected)
 
 
+def _bicubic_in_the_kernels_order(lr: np.ndarray, before: np.ndarray, scale: int) -> np.ndarray:
+    """((before + 0.5) + bicubic(lr)) - 0.5 one float32 operation at a time, in the order every
+    path uses: per output phase the column of four source rows ((w0 r0 + w1 r1) + w2 r2) + w3 r3
+    (edges repeated), then the row of four of those columns the same way."""
+    from bsrn_cli.backends.packed_backend import _cubic_phases
+
+    offsets, weights = _cubic_phases(scale)
+    h, w, _ = lr.shape
+    rows = np.stack([np.clip(np.arange(h * scale) // scale + offsets[np.arange(h * scale) % scale] + b, 0, h - 1)
+                     for b in range(4)])
+    cols = np.stack([np.clip(np.arange(w * scale) // scale + offsets[np.arange(w * scale) % scale] + b, 0, w - 1)
+                     for b in range(4)])
+    wy = weights[np.arange(h * scale) % scale][:, :, None, None]  # (H s, 4, 1, 1)
+    wx = weights[np.arange(w * scale) % scale][:, :, None]  # (W s, 4, 1)
+    column = ((wy[:, 0] * lr[rows[0]] + wy[:, 1] * lr[rows[1]]) + wy[:, 2] * lr[rows[2]]) + wy[:, 3] * lr[rows[3]]
+    value = ((wx[:, 0] * column[:, cols[0]] + wx[:, 1] * column[:, cols[1]]) + wx[:, 2] * column[:, cols[2]]) \
+        + wx[:, 3] * column[:, cols[3]]
+    return ((before + np.float32(0.5)) + value) - np.float32(0.5)
+
+
+@settings(max_examples=30, deadline=None)
+@given(scale=st.integers(2, 4), channels=st.integers(1, 5), height=st.integers(1, 7), width=st.integers(1, 45),
+       seed=st.integers(0, 2**31 - 1))
+def test_bicubic_skip_is_exact_on_every_path(scale, channels, height, width, seed):
+    """The vectorised bicubic skip (column sums, then per phase the row sums over the columns whose
+    sources lie inside the image, the edge columns one by one) does each output's float operations
+    in one order on every path: equal bit for bit to the same operations in numpy, with and
+    without the pixel shuffle folded in, over split row ranges, at widths from 1 (every column an
+    edge) to more than a 16-float register of interior."""
+    from bsrn_cli import _packed
+    from bsrn_cli.backends.packed_backend import _cubic_phases, pixel_shuffle
+
+    rng = np.random.default_rng(seed)
+    lr = rng.random((height, width, channels), dtype=np.float32)
+    maps = rng.standard_normal((height, width, channels * scale * scale), dtype=np.float32)
+    offsets, weights = _cubic_phases(scale)
+    expected = _bicubic_in_the_kernels_order(lr, pixel_shuffle(maps, scale), scale)
+    split = int(rng.integers(0, height * scale + 1))
+    before = _packed.path()
+    try:
+        for path in _packed.available_paths():
+            _packed.set_path(path)
+            added = np.array(pixel_shuffle(maps, scale), order="C")  # a copy: maps stays as it is
+            _packed.bicubic_add(lr, weights, offsets, added, 0, split)
+            _packed.bicubic_add(lr, weights, offsets, added, split, height * scale)
+            folded = np.full_like(added, np.nan)
+            _packed.bicubic_shuffle_add(lr, weights, offsets, maps, folded, 0, split)
+            _packed.bicubic_shuffle_add(lr, weights, offsets, maps, folded, split, height * scale)
+            assert np.array_equal(added, expected), path
+            assert np.array_equal(folded, expected), path
+    finally:
+        _packed.set_path(before)
+
+
 def _mean_in_the_kernels_order(row: np.ndarray) -> np.float32:
     """The channel mean in the order every path's fused pass uses (mean_floats in bitconv.c), one
     float32 operation at a time: 16 partial sums over the 16-channel chunks, folded to 8 (l + l + 8),
