@@ -70,9 +70,19 @@ int bitconv_set_path(int path) {
 
 int bitconv_concat_words(int cin) { return (9 * cin + 63) / 64; }
 
+/* The AVX2 3x3 at 43 to 49 input channels (7 concatenated words) reads, after the grouped
+ * layout, per group of 4 output channels XOR_FORMS words per lane: the XORs of the concatenated
+ * words in the sets FORM_SETS (bit j: word j). With x_j = a_j ^ w_j (a pixel's word j, a
+ * channel's word j), the XOR of x_j over a set is (XOR of the a_j) ^ (XOR of the w_j): one XOR
+ * per set, the pixel's part computed once for all groups and the weights' part here, once. */
+#define XOR_FORMS 10
+static const unsigned char FORM_SETS[XOR_FORMS] = {0x01, 0x03, 0x05, 0x07, 0x08, 0x18, 0x28, 0x3f, 0x47, 0x7f};
+
+INLINE int64_t grouped_plain_size(int cin, int cout) { return (int64_t)(cout / 4) * ((9 * cin + 63) / 64) * 4; }
+
 int64_t bitconv_grouped_size(int cin, int cout) {
     if (cin > 64) return 0;
-    return (int64_t)(cout / 4) * bitconv_concat_words(cin) * 4;
+    return grouped_plain_size(cin, cout) + (bitconv_concat_words(cin) == 7 ? (int64_t)(cout / 4) * XOR_FORMS * 4 : 0);
 }
 
 /* The 9 taps (cin <= 64 bits each, higher bits 0) as one bit string, tap t at bit t * cin. */
@@ -113,6 +123,13 @@ void bitconv_prepare3x3(const uint64_t *wts, int cin, int cout, int words, uint6
                                        : (int64_t)pairs * n_words * 8 + j * 4 + c % 4;
             grouped[at] = concat[j];
         }
+        if (n_words == 7) /* the XOR forms: [cout / 4][XOR_FORMS][4] after the grouped layout */
+            for (int f = 0; f < XOR_FORMS; f++) {
+                uint64_t form = 0;
+                for (int j = 0; j < 7; j++)
+                    if (FORM_SETS[f] >> j & 1) form ^= concat[j];
+                grouped[grouped_plain_size(cin, cout) + ((int64_t)(c / 4) * XOR_FORMS + f) * 4 + c % 4] = form;
+            }
     }
 }
 
@@ -196,14 +213,24 @@ AVX2_ATTR static BSRN_ALWAYS_INLINE void carry_save(__m256i a, __m256i b, __m256
     *high = _mm256_or_si256(_mm256_and_si256(a, b), _mm256_and_si256(u, c));
 }
 
-/* Per-lane sums (4 x int64) of the set bits of 7 registers: four carry-save adders reduce them to
- * ones + 2 twos + 4 fours, whose bytes are counted by three nibble lookups (tables of 1, 2 and 4
- * times the count; a byte's total is at most 56) instead of seven. */
-AVX2_ATTR static BSRN_ALWAYS_INLINE __m256i popcount7_lanes(const __m256i *x) {
-    __m256i h1, l1, h2, l2, h3, ones, twos, fours;
-    carry_save(x[0], x[1], x[2], &h1, &l1);
-    carry_save(x[3], x[4], x[5], &h2, &l2);
-    carry_save(l1, l2, x[6], &h3, &ones);
+/* Per-lane sums (4 x int64) of the set bits of the 7 words x_j = a_j ^ w_j (a_j broadcast: the
+ * pixel's concatenated taps; w_j: a group's weights), from the XOR forms (XOR_FORMS): p[f] the
+ * pixel's part of form f, w the group's parts ([XOR_FORMS][4]). Four carry-save adders reduce the
+ * 7 words to ones + 2 twos + 4 fours: (x0, x1, x2) -> (h1, l1), (x3, x4, x5) -> (h2, l2),
+ * (l1, l2, x6) -> (h3, ones), (h1, h2, h3) -> (fours, twos). The sums l1, ones are forms (one XOR
+ * each), and a carry is maj(x, y, z) = x ^ ((x ^ y) & (x ^ z)) with x ^ y and x ^ z forms too
+ * (l2 is never needed alone): 21 vector operations instead of 27 (7 XORs and four adders of 5).
+ * The bytes of ones, twos, fours are counted by three nibble lookups (tables of 1, 2 and 4 times
+ * the count; a byte's total is at most 56) instead of seven. */
+AVX2_ATTR static BSRN_ALWAYS_INLINE __m256i popcount7_forms(const __m256i *p, const uint64_t *w) {
+#define FORM(f) _mm256_xor_si256(p[f], _mm256_loadu_si256((const __m256i *)(w + 4 * (f))))
+    const __m256i l1 = FORM(3);
+    const __m256i h1 = _mm256_xor_si256(FORM(0), _mm256_and_si256(FORM(1), FORM(2)));
+    const __m256i h2 = _mm256_xor_si256(FORM(4), _mm256_and_si256(FORM(5), FORM(6)));
+    const __m256i h3 = _mm256_xor_si256(l1, _mm256_and_si256(FORM(7), FORM(8)));
+    const __m256i ones = FORM(9);
+#undef FORM
+    __m256i twos, fours;
     carry_save(h1, h2, h3, &fours, &twos);
     const __m256i t1 = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
                                         0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
@@ -255,7 +282,7 @@ AVX2_ATTR static BSRN_ALWAYS_INLINE void store_counts(const __m256i *sums, int g
 #define CORES_COUNT popcount_bytes
 #define CORES_ADD _mm256_add_epi8
 #define CORES_SUMS sum_lanes
-#define CORES_COUNT7 popcount7_lanes
+#define CORES_COUNT7 popcount7_forms
 #include "conv_cores.inc"
 
 /* The AVX-512 path (AVX512F + VL + BW + VPOPCNTDQ): VPOPCNTQ counts each 64-bit lane in one
@@ -543,10 +570,12 @@ AVX2_INLINE float mean_vec(const __m256 *a, int nv, int channels) {
     return _mm_cvtss_f32(h) / (float)channels;
 }
 
-/* BAM accumulation of the last n_terms of acts, the folded-BN sign, packed into one word. */
-AVX2_INLINE uint64_t accumulate_sign_vec(const bsrn_body *B, int layer, __m256 acts[][VMAX],
-                                         const float *means, int n_acts, const int nv, const int learned) {
-    int n = B->n_terms[layer], first = n_acts - n, C = B->channels;
+/* BAM accumulation of the last n terms of acts (n = B->n_terms[layer], or fixed_n when that is
+ * not 0: the shipped layers' counts known at compile time, and every BN direction +1), the
+ * folded-BN sign, packed into one word. */
+AVX2_INLINE uint64_t accumulate_sign_vec(const bsrn_body *B, int layer, __m256 acts[][VMAX], const float *means,
+                                         int n_acts, const int nv, const int learned, const int fixed_n) {
+    int n = fixed_n ? fixed_n : B->n_terms[layer], first = n_acts - n, C = B->channels;
     const float *b = B->b + (int64_t)layer * 3;
     const float *d = B->direction + (int64_t)layer * C, *t = B->bound + (int64_t)layer * C;
     __m256 v[VMAX];
@@ -557,8 +586,9 @@ AVX2_INLINE uint64_t accumulate_sign_vec(const bsrn_body *B, int layer, __m256 a
         for (int q = 0; q < nv; q++) v[q] = _mm256_add_ps(v[q], _mm256_mul_ps(k, acts[first + j][q]));
     }
     uint64_t bits = 0;
-    for (int q = 0; q < nv; q++) {
-        __m256 test = _mm256_cmp_ps(_mm256_mul_ps(_mm256_loadu_ps(d + 8 * q), v[q]), _mm256_loadu_ps(t + 8 * q), _CMP_LT_OQ);
+    for (int q = 0; q < nv; q++) { /* the shipped instance: every direction is +1, and 1 v = v */
+        __m256 test = _mm256_cmp_ps(fixed_n ? v[q] : _mm256_mul_ps(_mm256_loadu_ps(d + 8 * q), v[q]),
+                                    _mm256_loadu_ps(t + 8 * q), _CMP_LT_OQ);
         bits |= (uint64_t)(unsigned)_mm256_movemask_ps(test) << (8 * q);
     }
     return bits;
@@ -652,8 +682,8 @@ void bsrn_body_run(const bsrn_body *B, int first, int count, const float *in, fl
                                      stage_row_avx512z_4};
     static const stage_fn shipped_z[5] = {NULL, stage_row_avx512z_shipped_1, stage_row_avx512z_shipped_2,
                                           stage_row_avx512z_shipped_3, stage_row_avx512z_shipped_4};
-    /* the z pass's shipped instance also fixes the accumulation terms of the block's three convs and
-     * needs every folded-BN direction +1 (layers 3 first .. 3 (first + count), the next block's input) */
+    /* the shipped instances (z and x8 passes) also fix the accumulation terms of the block's three
+     * convs and need every folded-BN direction +1 (layers 3 first .. 3 (first + count), the next block's input) */
     int shipped_terms = shipped_config;
     for (int j = first; j < first + count; j++)
         shipped_terms &= B->n_terms[3 * j] == 1 && B->n_terms[3 * j + 1] == 2 && B->n_terms[3 * j + 2] == 3;
@@ -663,8 +693,8 @@ void bsrn_body_run(const bsrn_body *B, int first, int count, const float *in, fl
     if (all_avx2 && avx512 && B->channels % 16 == 0 && B->channels <= 64)
         stage = (shipped_terms ? shipped_z : by_z)[B->channels / 16];
     else if (all_avx2 && B->channels % 8 == 0 && B->channels <= 64)
-        stage = avx512 ? (shipped_config ? shipped512 : by_vectors512)[B->channels / 8]
-                       : (shipped_config ? shipped : by_vectors)[B->channels / 8];
+        stage = avx512 ? (shipped_terms ? shipped512 : by_vectors512)[B->channels / 8]
+                       : (shipped_terms ? shipped : by_vectors)[B->channels / 8];
     else if (all_avx2) stage = avx512 ? stage_row_avx512 : stage_row_avx2;
     else if (bitconv_path() >= 1) stage = stage_row_popcnt;
 #endif

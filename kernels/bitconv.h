@@ -33,7 +33,8 @@ int bitconv_set_path(int path);
  * wts: [cout][taps][words] packed signs (bit = 1 for -1), taps = ksize * ksize.
  * grouped: for 3x3 with cin <= 64, the 9 taps of each output channel concatenated (cin bits
  * per tap, bitconv_concat_words(cin) words), regrouped [cout / 4][concat words][4 lanes] for
- * AVX2; NULL otherwise. tap_sum: for 3x3, [9][cout] sums of each tap's +-1 weights
+ * AVX2 (at 7 concatenated words, 43 to 49 channels, followed by the weights' XOR forms of the
+ * AVX2 3x3, [cout / 4][10][4 lanes]); NULL otherwise. tap_sum: for 3x3, [9][cout] sums of each tap's +-1 weights
  * (cin - 2 popcount), the exact correction for taps outside the image. */
 typedef struct {
     int ksize, cin, cout, words;

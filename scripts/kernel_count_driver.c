@@ -48,7 +48,7 @@ int main(int argc, char **argv) {
             shift_out[l * C + c] = uniform(-0.1f, 0.1f);
         }
     }
-    static uint64_t w3[2][C * 9], w1[4][C], grouped[2][C * 9];
+    static uint64_t w3[2][C * 9], w1[4][C], grouped[2][C * 9 * 2];
     static int32_t tap_sum[2][9 * C];
     bitconv_layer conv3[2], conv1[4];
     const uint64_t mask = (1ULL << C) - 1;
