@@ -8,6 +8,7 @@ PyTorch backend (or the packed backend with --packed), and stores them under "me
 """
 
 import argparse
+import math
 import json
 import sys
 from pathlib import Path
@@ -36,8 +37,9 @@ def main() -> None:
     for dataset in args.datasets:
         rows = score(load_pairs(dataset, model.scale), upscale, model.scale)
         name = Path(dataset).name
-        metrics[f"{name}_psnr"] = round(float(np.mean([r["psnr"] for r in rows])), 3)
-        metrics[f"{name}_ssim"] = round(float(np.mean([r["ssim"] for r in rows])), 4)
+        # truncated, never rounded up: the figures go into the README as they are
+        metrics[f"{name}_psnr"] = math.floor(float(np.mean([r["psnr"] for r in rows])) * 1000) / 1000
+        metrics[f"{name}_ssim"] = math.floor(float(np.mean([r["ssim"] for r in rows])) * 10000) / 10000
     training = meta["training"] if args.training_json == "-" else json.loads(Path(args.training_json).read_text())
     measured_with = "bsrn eval protocol, " + ("packed backend" if args.packed else "CPU torch backend")
     if args.note:
