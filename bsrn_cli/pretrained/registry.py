@@ -112,8 +112,9 @@ register_model(PretrainedModel(
     quality={"Set5_psnr": 30.849, "Set5_ssim": 0.8732, "Set14_psnr": 27.649, "Set14_ssim": 0.758,
              "B100_psnr": 27.049, "B100_ssim": 0.7162}))
 
-# The real-photo model: the x4 above fine-tuned on LR made by the "real" degradation (blur, random
-# downscaling kernel, noise, JPEG; bsrn_cli/degrade.py, preset `real`), preliminary (400 CPU steps).
+# The real-photo model: the previous x4 file (the GPU one) fine-tuned on LR made by the "real"
+# degradation (blur, random downscaling kernel, noise, JPEG; bsrn_cli/degrade.py, preset `real`),
+# preliminary (400 CPU steps).
 # For compressed or noisy photos; on clean bicubic LR the clean model above is better.
 register_model(PretrainedModel(
     name="bsrn-real-x4", scale=4, filename="bsrn-real-x4.safetensors",
