@@ -68,7 +68,11 @@ int bitconv_set_path(int path) {
 
 /* ---------------------------------------------------------------- weight layouts */
 
-int bitconv_concat_words(int cin) { return (9 * cin + 63) / 64; }
+/* Words taken by the 9 taps of cin <= 64 channels concatenated (cin bits per tap); inlined into
+ * the per-pixel cores, where a call would spill their registers. */
+INLINE int concat_words(int cin) { return (9 * cin + 63) / 64; }
+
+int bitconv_concat_words(int cin) { return concat_words(cin); }
 
 /* The AVX2 3x3 at 43 to 49 input channels (7 concatenated words) reads, after the grouped
  * layout, per group of 4 output channels XOR_FORMS words per lane: the XORs of the concatenated
@@ -78,11 +82,11 @@ int bitconv_concat_words(int cin) { return (9 * cin + 63) / 64; }
 #define XOR_FORMS 10
 static const unsigned char FORM_SETS[XOR_FORMS] = {0x01, 0x03, 0x05, 0x07, 0x08, 0x18, 0x28, 0x3f, 0x47, 0x7f};
 
-INLINE int64_t grouped_plain_size(int cin, int cout) { return (int64_t)(cout / 4) * ((9 * cin + 63) / 64) * 4; }
+INLINE int64_t grouped_plain_size(int cin, int cout) { return (int64_t)(cout / 4) * concat_words(cin) * 4; }
 
 int64_t bitconv_grouped_size(int cin, int cout) {
     if (cin > 64) return 0;
-    return grouped_plain_size(cin, cout) + (bitconv_concat_words(cin) == 7 ? (int64_t)(cout / 4) * XOR_FORMS * 4 : 0);
+    return grouped_plain_size(cin, cout) + (concat_words(cin) == 7 ? (int64_t)(cout / 4) * XOR_FORMS * 4 : 0);
 }
 
 /* The 9 taps (cin <= 64 bits each, higher bits 0) as one bit string, tap t at bit t * cin. */
@@ -111,7 +115,7 @@ void bitconv_prepare3x3(const uint64_t *wts, int cin, int cout, int words, uint6
             tap_sum[t * cout + c] = cin - 2 * differing;
         }
     if (cin > 64 || !grouped) return;
-    int n_words = bitconv_concat_words(cin);
+    int n_words = concat_words(cin);
     uint64_t concat[9];
     /* Pairs of 4-channel groups side by side, [cout / 8][n_words][8] (one 512-bit register per
      * word, two 256-bit halves for AVX2), then a last odd group as [n_words][4]. */
