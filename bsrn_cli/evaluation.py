@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -19,6 +20,12 @@ class EvalPair:
     name: str
     lr: np.ndarray  # uint8, (h, w) or (h, w, 3)
     hr: np.ndarray  # uint8, modcropped
+
+
+def truncated(value: float, digits: int) -> float:
+    """``value`` cut to ``digits`` decimals, never rounded up: how the project writes its scores."""
+    factor = 10 ** digits
+    return math.floor(value * factor) / factor
 
 
 def load_pairs(dataset: str | Path, scale: int) -> list[EvalPair]:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bsrn_cli.evaluation import load_pairs  # noqa: E402
+from bsrn_cli.evaluation import load_pairs, truncated  # noqa: E402
 from bsrn_cli.pretrained.weights import load_weights  # noqa: E402
 from bsrn_cli.published import published_rows  # noqa: E402
 from bsrn_cli.system import cpu_name  # noqa: E402
@@ -119,8 +119,7 @@ def table(results: dict, sets: dict) -> str:
 
 def trunc(value: float, digits: int = 2) -> str:
     """Truncate, never round up."""
-    factor = 10 ** digits
-    return f"{int(value * factor) / factor:.{digits}f}"
+    return f"{truncated(value, digits):.{digits}f}"
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bsrn_cli.pretrained.registry import default_model_name  # noqa: E402
+from bsrn_cli.evaluation import truncated  # noqa: E402
 from bsrn_cli.published import published_rows  # noqa: E402
 from bsrn_cli.system import cpu_name  # noqa: E402
 
@@ -26,8 +27,7 @@ def evaluate(datasets: list[str], scale: int, model: str) -> dict[str, dict]:
 
 def trunc(value: float, digits: int) -> str:
     """Truncated, never rounded up."""
-    factor = 10 ** digits
-    return f"{int(value * factor) / factor:.{digits}f}"
+    return f"{truncated(value, digits):.{digits}f}"
 
 
 def main(datasets: list[str]) -> None:

@@ -8,7 +8,6 @@ PyTorch backend (or the packed backend with --packed), and stores them under "me
 """
 
 import argparse
-import math
 import json
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bsrn_cli.backends import make_upscaler  # noqa: E402
-from bsrn_cli.evaluation import as_network_input, load_pairs, score  # noqa: E402
+from bsrn_cli.evaluation import as_network_input, load_pairs, score, truncated  # noqa: E402
 from bsrn_cli.pretrained.weights import load_weights, open_weights, save_weights  # noqa: E402
 
 
@@ -37,9 +36,8 @@ def main() -> None:
     for dataset in args.datasets:
         rows = score(load_pairs(dataset, model.scale), upscale, model.scale)
         name = Path(dataset).name
-        # truncated, never rounded up: the figures go into the README as they are
-        metrics[f"{name}_psnr"] = math.floor(float(np.mean([r["psnr"] for r in rows])) * 1000) / 1000
-        metrics[f"{name}_ssim"] = math.floor(float(np.mean([r["ssim"] for r in rows])) * 10000) / 10000
+        metrics[f"{name}_psnr"] = truncated(float(np.mean([r["psnr"] for r in rows])), 3)
+        metrics[f"{name}_ssim"] = truncated(float(np.mean([r["ssim"] for r in rows])), 4)
     training = meta["training"] if args.training_json == "-" else json.loads(Path(args.training_json).read_text())
     measured_with = "bsrn eval protocol, " + ("packed backend" if args.packed else "CPU torch backend")
     if args.note:

@@ -36,3 +36,9 @@ def test_ssim_drops_for_noise():
     a = np.tile(np.linspace(0, 255, 40), (40, 1)).astype(np.uint8)
     b = np.clip(a + rng.normal(0, 30, a.shape), 0, 255).astype(np.uint8)
     assert 0 < ssim_y(a, b) < 0.9
+
+
+def test_scores_are_truncated_never_rounded_up():
+    from bsrn_cli.evaluation import truncated
+    assert truncated(30.8489, 3) == 30.848 and truncated(0.75809, 4) == 0.758
+    assert truncated(27.6499999, 2) == 27.64 and truncated(25.0, 3) == 25.0
