@@ -40,7 +40,7 @@ from bsrn_cli.pretrained.weights import read_weights, save_weights
 from bsrn_cli.train.checkpoint import load_checkpoint, save_checkpoint
 from bsrn_cli.train.data import PatchSampler, find_images, to_device
 from bsrn_cli.train.step import (COMPILE_MODES, PRECISIONS, autocast, compile_network, eager, forward_backward,
-                                 resolve, uncompile)
+                                 loss_description, resolve, uncompile)
 
 SCHEDULES = ("step", "cosine")
 
@@ -68,6 +68,7 @@ class TrainConfig:
     warmup_steps: int = 0
     grad_clip: float = 0.0            # max gradient norm; 0 = off
     ema: float = 0.0                  # EMA decay of the weights (e.g. 0.999); 0 = off
+    loss_y_weight: float = 0.0        # share of the L1 loss on the luminance Y instead of RGB (step.l1_loss)
     seed: int = 0
     device: str = "auto"
     threads: int = 0                  # CPU threads for torch; 0 leaves torch's default
@@ -102,6 +103,8 @@ class TrainConfig:
         Degradation.from_config(self.degradation)  # names, types and ranges checked now
         if not 0.0 <= self.ema < 1.0:
             raise BsrnError(f"ema must be a decay in [0, 1), not {self.ema}")
+        if not 0.0 <= self.loss_y_weight <= 1.0:
+            raise BsrnError(f"loss_y_weight must be in [0, 1], not {self.loss_y_weight}")
         for name in ("steps", "batch", "lr_patch", "val_every", "log_every", "checkpoint_every", "halve_every"):
             if getattr(self, name) < 1:
                 raise BsrnError(f"{name} must be positive, not {getattr(self, name)}")
@@ -332,7 +335,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
                        "batch": config.batch * world, "lr_patch": config.lr_patch, "device": str(device.type),
                        "devices": world,
                        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-                       "ema": config.ema, "precision": precision, "compile": compile_mode,
+                       "ema": config.ema, "loss": loss_description(config.loss_y_weight),
+                       "precision": precision, "compile": compile_mode,
                        "init_from": state.get("init_from"),
                        "degradation": degradation.to_dict() if degradation else "bicubic"}
     val_name = Path(config.val_data).name if config.val_data else None
@@ -379,7 +383,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
                     lr_batch, hr_batch = sampler.sample(config.batch, config.lr_patch, rng, device)
                 window_wait += time.monotonic() - waited
                 try:
-                    loss = forward_backward(net, lr_batch, hr_batch, precision_context, optimizer)
+                    loss = forward_backward(net, lr_batch, hr_batch, precision_context, optimizer,
+                                            config.loss_y_weight)
                 except Exception as exc:  # torch.compile fails lazily, at the first call
                     if compile_mode == "off" or steps_this_call:
                         raise
@@ -388,7 +393,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
                     uncompile(model)
                     net, compile_mode = eager_net, "off"
                     training_record["compile"] = "off (failed)"
-                    loss = forward_backward(net, lr_batch, hr_batch, precision_context, optimizer)
+                    loss = forward_backward(net, lr_batch, hr_batch, precision_context, optimizer,
+                                            config.loss_y_weight)
                 if config.grad_clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 optimizer.step()

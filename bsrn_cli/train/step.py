@@ -106,12 +106,34 @@ def eager():
         yield
 
 
+# The luminance the evaluation protocol scores (ITU-R BT.601 as MATLAB's rgb2ycbcr, for RGB in
+# [0, 1]; the offset of 16/255 cancels in a difference).
+LUMA = (65.481 / 255, 128.553 / 255, 24.966 / 255)
+
+
+def l1_loss(sr: torch.Tensor, hr: torch.Tensor, y_weight: float = 0.0) -> torch.Tensor:
+    """(1 - y_weight) L1 over the RGB channels + y_weight L1 of the luminance Y: with y_weight > 0
+    the network spends less of its capacity on colour errors that the Y-PSNR protocol does not
+    score (JPEG's subsampled chroma, for instance); 0 is the plain L1 loss."""
+    loss = F.l1_loss(sr, hr)
+    if not y_weight:
+        return loss
+    weights = sr.new_tensor(LUMA).view(1, 3, 1, 1)
+    luma = F.l1_loss((sr * weights).sum(dim=1), (hr * weights).sum(dim=1))
+    return (1.0 - y_weight) * loss + y_weight * luma
+
+
+def loss_description(y_weight: float) -> str:
+    """The loss as the weights' training metadata records it."""
+    return "L1" if not y_weight else f"L1, {y_weight:g} of it on the luminance Y"
+
+
 def forward_backward(net: nn.Module, lr_batch: torch.Tensor, hr_batch: torch.Tensor, precision_context,
-                     optimizer: torch.optim.Optimizer) -> torch.Tensor:
-    """Zero the gradients, L1 loss of the network's output in float32, backward."""
+                     optimizer: torch.optim.Optimizer, y_weight: float = 0.0) -> torch.Tensor:
+    """Zero the gradients, the loss of the network's output in float32 (:func:`l1_loss`), backward."""
     optimizer.zero_grad(set_to_none=True)
     with precision_context:
         sr = net(lr_batch)
-    loss = F.l1_loss(sr.float(), hr_batch)
+    loss = l1_loss(sr.float(), hr_batch, y_weight)
     loss.backward()
     return loss
