@@ -37,7 +37,9 @@ def train_command(
     val_every: Annotated[Optional[int], typer.Option(help="Validate every N steps.")] = None,
     checkpoint_every: Annotated[Optional[int], typer.Option(help="Write OUT/last.safetensors every N steps.")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder (log, checkpoints, best weights).")] = None,
-    init: Annotated[Optional[Path], typer.Option(help="Start from the matching tensors of these weights.")] = None,
+    init: Annotated[Optional[list[Path]], typer.Option(
+        help="Start from the matching tensors of these weights (repeatable: each tensor from the first "
+             "file that has it, e.g. an x4 body, then an x2 upsampler).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/last.safetensors if present.")] = False,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda or auto.")] = None,
     compile: Annotated[Optional[str], typer.Option(
@@ -64,7 +66,7 @@ def train_command(
                "preset": preset, "method": method, "steps": steps, "batch": batch, "lr_patch": patch, "lr": lr,
                "ema": ema, "time_budget": time_budget, "val_data": str(val) if val else None,
                "val_every": val_every, "checkpoint_every": checkpoint_every, "out": str(out) if out else None,
-               "init": str(init) if init else None, "resume": resume or None, "device": device,
+               "init": (str(init[0]) if len(init) == 1 else [str(p) for p in init]) if init else None, "resume": resume or None, "device": device,
                "compile": compile, "precision": precision, "workers": workers, "threads": threads, "seed": seed,
                "downscale_larger_than": downscale_larger_than}
     settings = make_config(config, options, sets)

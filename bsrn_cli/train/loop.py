@@ -80,7 +80,8 @@ class TrainConfig:
     log_every: int = 50
     checkpoint_every: int = 500
     time_budget: float = 0.0          # seconds; 0 = no limit
-    init: str | None = None           # weights whose tensors of matching shape start the model
+    init: str | list[str] | None = None  # weights whose tensors of matching shape start the model; several:
+                                         # each tensor from the first file that has it
     downscale_larger_than: int = 0    # halve HR images larger than this before training
     degradation: str | dict = "bicubic"  # LR: "bicubic" (the protocol's), "real" or a table (bsrn_cli/degrade.py)
     out: str = "runs/bsrn"
@@ -140,21 +141,43 @@ def learning_rate(config: TrainConfig, step: int, elapsed: float = 0.0) -> float
     return config.lr * 0.5 ** (step // config.halve_every)
 
 
-def initialise_from(model: nn.Module, path: str) -> tuple[int, dict]:
+def initialise_from(model: nn.Module, path: str, taken: set | None = None) -> tuple[int, dict]:
     """Copy every tensor of matching name and shape (e.g. an x4 body into an x2 model).
 
-    ``path`` is a weights file or a registered model's name (``bsrn-fast-x4``). Returns how many
-    tensors matched and the source's metadata, kept as the new weights' lineage.
+    ``path`` is a weights file or a registered model's name (``bsrn-fast-x4``). Tensors named in
+    ``taken`` (filled from an earlier file) are left alone, and the names copied are added to it.
+    Returns how many tensors matched and the source's metadata, kept as the new weights' lineage.
     """
     if not Path(path).exists() and not looks_like_path(path):
         path, _ = resolve_entry(get_entry(path))
     tensors, meta = read_weights(path)
     own = model.state_dict()
-    matched = {k: v for k, v in tensors.items() if k in own and own[k].shape == v.shape}
+    taken = set() if taken is None else taken
+    matched = {k: v for k, v in tensors.items() if k in own and own[k].shape == v.shape and k not in taken}
     if not matched:
-        raise BsrnError(f"{path}: no tensor matches this model (another backbone?)")
+        raise BsrnError(f"{path}: no tensor matches this model (another backbone?)" if not taken else
+                        f"{path}: no tensor of this model is left to fill (the files before it gave them all)")
     model.load_state_dict(matched, strict=False)
+    taken.update(matched)
     return len(matched), meta
+
+
+def initialise_from_files(model: nn.Module, paths: list[str]) -> tuple[list[int], dict]:
+    """:func:`initialise_from` for several files in order: each tensor comes from the first file
+    that has it with a matching shape (an x4 body and an x2 upsampler into an x2 model: the x4
+    file, then the x2 one). Returns the counts per file and the lineage: the first file's, with
+    the others under ``with``."""
+    taken: set = set()
+    counts, lineage = [], None
+    for path in paths:
+        matched, meta = initialise_from(model, path, taken)
+        counts.append(matched)
+        record = {"file": Path(path).name, "scale": meta.get("scale"), "training": meta.get("training")}
+        if lineage is None:
+            lineage = record
+        else:
+            lineage.setdefault("with", []).append({**record, "tensors": matched})
+    return counts, lineage
 
 
 @torch.no_grad()
@@ -309,12 +332,11 @@ def train(config: TrainConfig, log: Callable[[str], None] = print,
     elif config.resume:
         log(f"no checkpoint at {last_path}: starting a new run")
     if not (config.resume and last_path.exists()) and config.init:
-        matched, source_meta = initialise_from(model, config.init)
+        sources = [config.init] if isinstance(config.init, str) else list(config.init)
+        counts, state["init_from"] = initialise_from_files(model, sources)
         if ema:
             ema.model.load_state_dict(model.state_dict())
-        state["init_from"] = {"file": Path(config.init).name, "scale": source_meta.get("scale"),
-                              "training": source_meta.get("training")}
-        log(f"initialised {matched} tensors from {config.init}")
+        log("initialised " + ", ".join(f"{n} tensors from {p}" for n, p in zip(counts, sources)))
     if main:
         (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -98,3 +99,22 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(images, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["stopped_early"] and summary["step"] >= 50
     assert (out / "last.safetensors").exists() and "Traceback" not in stderr
+
+
+def test_init_is_repeatable_and_fills_each_tensor_from_the_first_file_that_has_it(images, tmp_path):
+    from bsrn_cli.pretrained.weights import save_weights
+    from tests.conftest import tiny_model
+
+    x4, x2 = tmp_path / "x4.safetensors", tmp_path / "x2.safetensors"
+    save_weights(tiny_model(4, seed=1), x4)
+    save_weights(tiny_model(2, seed=2), x2)
+    run = tmp_path / "run"
+    result = bsrn("train", images, "-s", "2", "--preset", "fast", *TINY_SETS, "--steps", "1", "--batch", "2",
+                  "--patch", "8", "--init", x4, "--init", x2, "-o", run, "--threads", "1", "--compile", "off")
+    assert result.returncode == 0, result.stderr
+    said = result.stdout.replace("\n", "")  # the console wraps long lines
+    assert re.search(rf"initialised \d+ tensors from {re.escape(str(x4))}, 2 tensors from {re.escape(str(x2))}", said)
+    assert json.loads((run / "config.json").read_text())["init"] == [str(x4), str(x2)]
+    _, meta = read_weights(run / "best.safetensors")
+    assert meta["training"]["init_from"]["file"] == "x4.safetensors"
+    assert meta["training"]["init_from"]["with"][0]["file"] == "x2.safetensors"

@@ -61,6 +61,34 @@ def test_init_from_another_scale_copies_the_body_and_records_lineage(images, tmp
     assert meta["training"]["init_from"]["training"] == {"steps": 99}
 
 
+def test_init_from_several_files_takes_each_tensor_from_the_first_that_has_it(images, tmp_path):
+    from bsrn_cli.errors import BsrnError
+    from bsrn_cli.train.loop import initialise_from_files
+
+    x4, x2 = tmp_path / "x4.safetensors", tmp_path / "x2.safetensors"
+    save_weights(tiny_model(4, seed=1), x4, training={"steps": 4})
+    save_weights(tiny_model(2, seed=2), x2, training={"steps": 2})
+    source4, source2 = read_weights(x4)[0], read_weights(x2)[0]
+    target = tiny_model(2, seed=3)
+    counts, lineage = initialise_from_files(target, [str(x4), str(x2)])
+    state = target.state_dict()
+    from_x2 = {k for k in state if k not in source4 or source4[k].shape != state[k].shape}
+    assert from_x2 and any(k.startswith("body.") for k in state)
+    for name, tensor in state.items():  # the body from the x4 file, the upsampler from the x2 one
+        assert torch.equal(tensor, (source2 if name in from_x2 else source4)[name]), name
+    assert counts == [len(state) - len(from_x2), len(from_x2)]
+    assert lineage["file"] == "x4.safetensors" and lineage["training"] == {"steps": 4}
+    assert lineage["with"] == [{"file": "x2.safetensors", "scale": 2, "training": {"steps": 2}, "tensors": len(from_x2)}]
+    with pytest.raises(BsrnError, match="x4.safetensors: no tensor of this model is left to fill"):
+        initialise_from_files(tiny_model(2, seed=3), [str(x2), str(x4)])
+    # the same through a run: the weights record both files
+    lines = []
+    train(_config(images, tmp_path, steps=1, init=[str(x4), str(x2)], val_data=None), log=lines.append)
+    assert f"initialised {counts[0]} tensors from {x4}, {counts[1]} tensors from {x2}" in lines
+    _, meta = read_weights(tmp_path / "run" / "best.safetensors")
+    assert meta["training"]["init_from"]["with"][0]["file"] == "x2.safetensors"
+
+
 def test_learning_rate_warms_up_then_follows_cosine():
     config = TrainConfig(data=[], steps=100, lr=1.0, warmup_steps=10, schedule="cosine")
     assert learning_rate(config, 0) == pytest.approx(0.1)
