@@ -66,7 +66,8 @@ def train_command(
                "preset": preset, "method": method, "steps": steps, "batch": batch, "lr_patch": patch, "lr": lr,
                "ema": ema, "time_budget": time_budget, "val_data": str(val) if val else None,
                "val_every": val_every, "checkpoint_every": checkpoint_every, "out": str(out) if out else None,
-               "init": (str(init[0]) if len(init) == 1 else [str(p) for p in init]) if init else None, "resume": resume or None, "device": device,
+               "init": (str(init[0]) if len(init) == 1 else [str(p) for p in init]) if init else None,
+               "resume": resume or None, "device": device,
                "compile": compile, "precision": precision, "workers": workers, "threads": threads, "seed": seed,
                "downscale_larger_than": downscale_larger_than}
     settings = make_config(config, options, sets)
