@@ -11,6 +11,7 @@ from bsrn_cli.errors import BsrnError
 from bsrn_cli.evaluation import load_pairs
 from bsrn_cli.pretrained.weights import METADATA_KEY, build_model, load_weights, read_weights, save_weights
 from bsrn_cli.train.checkpoint import CHECKPOINT_KEY, load_checkpoint, read_checkpoint_header
+from bsrn_cli.train.step import loss_description
 
 
 def _run_files(run: Path, source: str) -> Path:
@@ -56,7 +57,8 @@ def export_run(run: str | Path, output: str | Path, source: str = "best", val: s
                     "data": settings.get("data"), "steps": loop.get("step"),
                     "minutes": round(loop.get("seconds", 0.0) / 60, 2), "images": loop.get("images"),
                     "batch": settings.get("batch"), "lr_patch": settings.get("lr_patch"), "ema": has_ema,
-                    "init_from": loop.get("init_from")}
+                    "loss": loss_description(settings.get("loss_y_weight", 0.0)),
+                    "degradation": settings.get("degradation", "bicubic"), "init_from": loop.get("init_from")}
         metrics = {}
     else:
         raise BsrnError(f"{path}: neither bsrn weights nor a bsrn training checkpoint")

@@ -45,8 +45,8 @@ def test_gpu_preset_runs_end_to_end_on_the_cpu_with_a_tiny_budget(tmp_path):
 def test_train_then_export_records_method_backbone_data_steps_and_psnr(images, tmp_path):
     run = tmp_path / "run"
     result = bsrn("train", images, "-s", "2", "--backbone", "srresnet", "--method", "bnn", "--set", "channels=8",
-                  "--set", "blocks=1", "--steps", "3", "--batch", "2", "--patch", "8", "--ema", "0.9",
-                  "--checkpoint-every", "1", "-o", run, "--threads", "1")
+                  "--set", "blocks=1", "--set", "loss_y_weight=0.5", "--steps", "3", "--batch", "2", "--patch", "8",
+                  "--ema", "0.9", "--checkpoint-every", "1", "-o", run, "--threads", "1")
     assert result.returncode == 0, result.stderr
     target = tmp_path / "exported.safetensors"
     result = bsrn("export", run, "-o", target, "--from", "last", "--val", images)
@@ -55,6 +55,8 @@ def test_train_then_export_records_method_backbone_data_steps_and_psnr(images, t
     assert meta["architecture"] == "srresnet" and meta["method"] == "bnn"
     assert meta["training"]["steps"] == 3 and meta["training"]["ema"] is True
     assert meta["training"]["data"] == [str(images)] and "hr_psnr" in meta["metrics"]
+    assert meta["training"]["loss"] == "L1, 0.5 of it on the luminance Y"
+    assert meta["training"]["degradation"] == "bicubic"
     again = bsrn("export", run, "-o", target)
     assert again.returncode == 1 and "exists" in again.stderr and "Traceback" not in again.stderr
 
