@@ -6,10 +6,16 @@ import cv2
 import numpy as np
 
 
+# MATLAB rgb2ycbcr's Y = 16 + the weighted sum of R, G, B in [0, 1] (ITU-R BT.601); the training
+# loss's luminance (bsrn_cli/train/step.py) uses the same weights.
+Y_WEIGHTS = (65.481, 128.553, 24.966)
+
+
 def rgb_to_y(image: np.ndarray) -> np.ndarray:
     """MATLAB rgb2ycbcr's Y for an RGB image with values in [0, 255], in float64."""
     rgb = image.astype(np.float64) / 255.0
-    return 16.0 + 65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]
+    wr, wg, wb = Y_WEIGHTS
+    return 16.0 + wr * rgb[..., 0] + wg * rgb[..., 1] + wb * rgb[..., 2]
 
 
 def _evaluation_channel(image: np.ndarray) -> np.ndarray:

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bsrn_cli.metrics import Y_WEIGHTS
+
 COMPILE_MODES = ("auto", "on", "off", "model", "blocks")
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -106,9 +108,9 @@ def eager():
         yield
 
 
-# The luminance the evaluation protocol scores (ITU-R BT.601 as MATLAB's rgb2ycbcr, for RGB in
-# [0, 1]; the offset of 16/255 cancels in a difference).
-LUMA = (65.481 / 255, 128.553 / 255, 24.966 / 255)
+# The luminance the evaluation protocol scores (bsrn_cli.metrics.rgb_to_y), for RGB in [0, 1] and
+# Y in [0, 1]; its offset of 16/255 cancels in a difference.
+LUMA = tuple(w / 255 for w in Y_WEIGHTS)
 
 
 def l1_loss(sr: torch.Tensor, hr: torch.Tensor, y_weight: float = 0.0) -> torch.Tensor:
