@@ -23,6 +23,10 @@ def test_every_shipped_preset_parses_and_builds_its_model():
     assert table.blur_prob == 0.3 and table.jpeg_quality == (50, 95) and table.second_order == 0.1
     assert table.resize_kernels.count("bicubic") == 2
     assert gpu_real.init == "weights/bsrn-real-x4.safetensors" and gpu_real.val_data == "data/val/Set5-jpeg"
+    # the x2 real-photo recipe is the shipped x4 one at x2: the same degradation table and loss
+    x4, x2 = make_config("real-balanced"), make_config("real-balanced-x2")
+    assert x2.degradation == x4.degradation and x2.loss_y_weight == x4.loss_y_weight == 0.75
+    assert (x2.scale, x2.init, x2.val_data) == (2, "weights/bsrn-fast-x2.safetensors", "data/Set14-jpeg-x2")
 
 
 def test_file_then_options_then_sets(tmp_path):
