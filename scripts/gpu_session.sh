@@ -5,8 +5,9 @@
 #   OUT=/some/folder scripts/gpu_session.sh --budgets 4=480 --init-x4 weights/bsrn-fast-x4.safetensors
 # Prepare on the CPU first: pip download platformdirs --no-deps -d .whl; data/train from
 # scripts/prepare_training_data.py; data/val/{Set5,Set14} copied from data/Set5 and data/Set14;
-# for the real-photo stage (--budgets ...,real4=SECONDS) also data/val/{Set5,Set14}-jpeg made by
-# `bsrn degrade data/Set5 -o data/val/Set5-jpeg -s 4` (and Set14).
+# for the real-photo stages (--budgets ...,real4=SECONDS,real2=SECONDS) also data/val/{Set5,Set14}-jpeg
+# made by `bsrn degrade data/Set5 -o data/val/Set5-jpeg -s 4` (and Set14), and for real2
+# data/val/{Set5,Set14}-jpeg-x2 made the same way with `-s 2`.
 set -euo pipefail
 : "${OUT:?set OUT to the folder that comes back}"
 mkdir -p "$OUT"

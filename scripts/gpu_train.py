@@ -1,8 +1,8 @@
 """One prepared GPU run with the shipped presets: x4 (then x2/x3 from the x4 body if budgets
-are given, and the real-photo x4 as "real4=SECONDS"), each within its time budget; evaluate
-each on Set5/Set14 (the real-photo model on their degraded copies, Set5-jpeg/Set14-jpeg made by
-`bsrn degrade`); time CUDA inference; write weights, logs and a results record into OUT as each
-part finishes.
+are given, and the real-photo models as "real4=SECONDS" / "real2=SECONDS"), each within its time
+budget; evaluate each on Set5/Set14 (the real-photo models on degraded copies made by `bsrn
+degrade`: Set14-jpeg and Set5-jpeg at x4, Set14-jpeg-x2 and Set5-jpeg-x2 at x2, and clean Set5);
+time CUDA inference; write weights, logs and a results record into OUT as each part finishes.
 
 Usage (from the repository root, after scripts/gpu_session.sh installed the project):
     python scripts/gpu_train.py --out $OUT --budgets 4=480 [--init-x4 weights/bsrn-fast-x4.safetensors]
@@ -60,13 +60,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", required=True)
     parser.add_argument("--budgets", default="4=480",
-                        help="scale=seconds (or real4=seconds for the real-photo x4), in order (x4 first)")
+                        help="scale=seconds (or real4=/real2=seconds for the real-photo models), in order (x4 first)")
     parser.add_argument("--data", default=None, help="training folder (default: the preset's)")
     parser.add_argument("--val", default="data/val", help="folder holding Set5/ and Set14/")
     parser.add_argument("--runs", default=None, help="run folders (default: OUT/runs)")
     parser.add_argument("--init-x4", default=None, help="weights to start x4 from")
     parser.add_argument("--init-real", default=None, help="weights to start the real-photo x4 from "
                         "(default: the preset's, the shipped bsrn-real-x4)")
+    parser.add_argument("--init-real2", default=None, help="weights to start the real-photo x2 from "
+                        "(default: the preset's)")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="KEY=VALUE for the preset")
     parser.add_argument("--speed-seconds", type=float, default=20.0)
@@ -81,20 +83,23 @@ def main() -> None:
     x4_best = args.init_x4
     for item in args.budgets.split(","):
         stage, seconds = item.split("=")
-        real = stage == "real4"
-        scale, seconds = (4 if real else int(stage)), int(seconds)
-        name = "real-x4" if real else f"x{scale}"
+        real = stage in ("real4", "real2")
+        scale, seconds = (int(stage[4:]) if real else int(stage)), int(seconds)
+        name = f"real-x{scale}" if real else f"x{scale}"
         started = time.monotonic()
         run_dir = runs / name
-        sets = ("Set5-jpeg", "Set14-jpeg") if real else ("Set5", "Set14")
+        suffix = "" if scale == 4 else f"-x{scale}"
+        # the first set is the validation that picks the kept weights
+        sets = (f"Set14-jpeg{suffix}", f"Set5-jpeg{suffix}", "Set5") if real else ("Set5", "Set14")
         options = {"time_budget": float(seconds), "device": args.device, "out": str(run_dir),
                    "val_data": str(val / sets[0]), "data": [args.data] if args.data else None}
         if real:
-            if args.init_real:
-                options["init"] = args.init_real
+            init = args.init_real if scale == 4 else args.init_real2
+            if init:
+                options["init"] = init
         else:
             options["init"] = args.init_x4 if scale == 4 else x4_best
-        config = make_config("gpu-real-x4" if real else f"gpu-x{scale}", options, args.sets)
+        config = make_config(f"gpu-real-x{scale}" if real else f"gpu-x{scale}", options, args.sets)
         summary = train(config, log=lambda line: print(line, flush=True))
         best = run_dir / "best.safetensors"
         if scale == 4 and not real:

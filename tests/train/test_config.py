@@ -15,18 +15,20 @@ def test_every_shipped_preset_parses_and_builds_its_model():
     assert gpu.time_budget == 540 and gpu.device == "cuda" and gpu.scale == 4
     paper = make_config("paper")
     assert paper.preset == "paper" and paper.weight_decay == 2e-4 and paper.schedule == "step"
-    # the two real-photo recipes of the second round share one degradation table
+    # the real-photo recipes share the shipped one's degradation table and loss: on the CPU at x2,
+    # and on the GPU at x4 and x2
     from bsrn_cli.degrade import Degradation
-    cpu, gpu_real = make_config("real-jpeg"), make_config("gpu-real-x4")
-    assert cpu.degradation == gpu_real.degradation
-    table = Degradation.from_config(cpu.degradation)
-    assert table.blur_prob == 0.3 and table.jpeg_quality == (50, 95) and table.second_order == 0.1
-    assert table.resize_kernels.count("bicubic") == 2
-    assert gpu_real.init == "weights/bsrn-real-x4.safetensors" and gpu_real.val_data == "data/val/Set5-jpeg"
-    # the x2 real-photo recipe is the shipped x4 one at x2: the same degradation table and loss
-    x4, x2 = make_config("real-balanced"), make_config("real-balanced-x2")
-    assert x2.degradation == x4.degradation and x2.loss_y_weight == x4.loss_y_weight == 0.75
-    assert (x2.scale, x2.init, x2.val_data) == (2, "weights/bsrn-fast-x2.safetensors", "data/Set14-jpeg-x2")
+    x4 = make_config("real-balanced")
+    table = Degradation.from_config(x4.degradation)
+    assert table.clean_prob == 0.5 and table.jpeg_quality == (55, 95) and table.second_order == 0.0
+    assert table.resize_kernels.count("bicubic") == 4
+    for name, scale, init, val in (
+            ("real-balanced-x2", 2, "weights/bsrn-fast-x2.safetensors", "data/Set14-jpeg-x2"),
+            ("gpu-real-x4", 4, "weights/bsrn-real-x4.safetensors", "data/val/Set14-jpeg"),
+            ("gpu-real-x2", 2, "weights/bsrn-fast-x2.safetensors", "data/val/Set14-jpeg-x2")):
+        other = make_config(name)
+        assert other.degradation == x4.degradation and other.loss_y_weight == x4.loss_y_weight == 0.75, name
+        assert (other.scale, other.init, other.val_data) == (scale, init, val), name
 
 
 def test_file_then_options_then_sets(tmp_path):
