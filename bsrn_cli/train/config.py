@@ -5,6 +5,11 @@ configuration fields (``fp_skip = true``, ``channels = 32``...). Command-line va
 the file, and ``--set KEY=VALUE`` reaches any field: a TrainConfig field by its name, a model
 field by its name or as ``model.NAME``. Values are parsed as TOML values (``true``, ``3e-4``,
 ``[0.9, 0.99]``); anything that does not parse is taken as a string.
+
+``base = "NAME"`` (a preset, or a TOML path relative to the file) starts from another config:
+its values, with this file's replacing them key by key; the ``[model]`` tables, and two
+``[degradation]`` tables, merge key by key in the same way. A recipe at another scale or on
+another device then states only what differs.
 """
 
 from __future__ import annotations
@@ -26,18 +31,20 @@ else:  # pragma: no cover - Python 3.10
 TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 
-def read_config_file(spec: str | Path) -> dict:
-    """A TOML file by path, or a shipped preset by name (``gpu-x4``)."""
+def read_config_file(spec: str | Path, _seen: tuple[str, ...] = ()) -> dict:
+    """A TOML file by path, or a shipped preset by name (``gpu-x4``), with its ``base`` applied."""
     path = Path(spec)
     if path.suffix != ".toml" and not path.exists():
         resource = resources.files("bsrn_cli.train") / "presets" / f"{spec}.toml"
         if not resource.is_file():
             raise BsrnError(f"{spec}: no such config file or preset (presets: {', '.join(preset_names())})")
-        text, where = resource.read_text(), f"preset {spec}"
+        text, where, folder, key = resource.read_text(), f"preset {spec}", None, f"preset {spec}"
     else:
         if not path.is_file():
             raise BsrnError(f"{path}: no such config file")
-        text, where = path.read_text(), str(path)
+        text, where, folder, key = path.read_text(), str(path), path.parent, str(path.resolve())
+    if key in _seen:
+        raise BsrnError(f"{where}: its base leads back to it")
     try:
         values = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -45,11 +52,27 @@ def read_config_file(spec: str | Path) -> dict:
     model = values.pop("model", {})
     if not isinstance(model, dict):
         raise BsrnError(f"{where}: [model] must be a table")
+    base = values.pop("base", None)
     unknown = set(values) - TRAIN_FIELDS
     if unknown:
         raise BsrnError(f"{where}: unknown training settings {', '.join(sorted(unknown))} "
                         "(model fields go under [model])")
-    return {**values, "model_overrides": model}
+    values = {**values, "model_overrides": model}
+    if base is None:
+        return values
+    if not isinstance(base, str) or not base:
+        raise BsrnError(f"{where}: base must be a preset name or a TOML file")
+    if folder is not None and base.endswith(".toml") and not Path(base).is_absolute():
+        base = str(folder / base)
+    return merge_config(read_config_file(base, _seen + (key,)), values)
+
+
+def merge_config(base: dict, values: dict) -> dict:
+    """``values`` over ``base``: key by key, and inside the model and degradation tables too."""
+    merged = {**base, **values, "model_overrides": {**base["model_overrides"], **values["model_overrides"]}}
+    if isinstance(base.get("degradation"), dict) and isinstance(values.get("degradation"), dict):
+        merged["degradation"] = {**base["degradation"], **values["degradation"]}
+    return merged
 
 
 def parse_value(text: str):

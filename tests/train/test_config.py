@@ -29,6 +29,8 @@ def test_every_shipped_preset_parses_and_builds_its_model():
         other = make_config(name)
         assert other.degradation == x4.degradation and other.loss_y_weight == x4.loss_y_weight == 0.75, name
         assert (other.scale, other.init, other.val_data) == (scale, init, val), name
+    gpu = make_config("gpu-real-x2")
+    assert (gpu.batch, gpu.device, gpu.lr, gpu.ema, gpu.out) == (64, "cuda", x4.lr, x4.ema, "runs/gpu-real-x2")
 
 
 def test_file_then_options_then_sets(tmp_path):
@@ -40,6 +42,40 @@ def test_file_then_options_then_sets(tmp_path):
     assert config.model_overrides == {"channels": 16, "blocks": 3, "fp_skip": True}
     model = config.build_model()
     assert model.architecture == "vdsr" and model.config.method == "dorefa" and len(model.body) == 3
+
+
+def test_a_config_states_only_what_differs_from_its_base(tmp_path):
+    (tmp_path / "recipes").mkdir()
+    (tmp_path / "recipes" / "parent.toml").write_text(
+        'data = ["a"]\nbackbone = "vdsr"\nsteps = 10\nlr = 1e-3\n'
+        '[model]\nchannels = 16\nblocks = 2\n[degradation]\njpeg_quality = [60, 90]\nclean_prob = 0.5\n')
+    child = tmp_path / "recipes" / "child.toml"
+    child.write_text('base = "parent.toml"\nsteps = 20\n[model]\nblocks = 3\n[degradation]\nclean_prob = 0.25\n')
+    config = make_config(child)
+    assert (config.backbone, config.steps, config.lr) == ("vdsr", 20, 1e-3)
+    assert config.model_overrides == {"channels": 16, "blocks": 3}
+    assert config.degradation == {"jpeg_quality": [60, 90], "clean_prob": 0.25}
+    # a name that is not a .toml path is a shipped preset
+    (tmp_path / "x2.toml").write_text('base = "real-balanced"\nscale = 2\n')
+    x2, shipped = make_config(tmp_path / "x2.toml"), make_config("real-balanced")
+    assert x2.scale == 2 and x2.degradation == shipped.degradation and x2.lr == shipped.lr
+    # a plain string replaces a table
+    (tmp_path / "plain.toml").write_text('base = "recipes/parent.toml"\ndegradation = "real"\n')
+    assert make_config(tmp_path / "plain.toml").degradation == "real"
+
+
+def test_bad_bases_are_one_line_errors(tmp_path):
+    loop_a, loop_b = tmp_path / "a.toml", tmp_path / "b.toml"
+    loop_a.write_text('base = "b.toml"\ndata = ["x"]\n')
+    loop_b.write_text('base = "a.toml"\n')
+    with pytest.raises(BsrnError, match="a.toml: its base leads back to it"):
+        read_config_file(loop_a)
+    (tmp_path / "c.toml").write_text('base = "no-such-preset"\n')
+    with pytest.raises(BsrnError, match="no-such-preset: no such config file or preset"):
+        read_config_file(tmp_path / "c.toml")
+    (tmp_path / "d.toml").write_text('base = 3\n')
+    with pytest.raises(BsrnError, match="d.toml: base must be a preset name or a TOML file"):
+        read_config_file(tmp_path / "d.toml")
 
 
 @pytest.mark.parametrize("text, message", [
