@@ -1,5 +1,7 @@
 """TOML configs, shipped presets and command-line overrides."""
 
+import dataclasses
+
 import pytest
 
 from bsrn_cli.errors import BsrnError
@@ -13,6 +15,9 @@ def test_every_shipped_preset_parses_and_builds_its_model():
         config.build_model()
     gpu = make_config("gpu-x4")
     assert gpu.time_budget == 540 and gpu.device == "cuda" and gpu.scale == 4
+    for scale in (2, 3):  # the x4 settings at another scale
+        other = make_config(f"gpu-x{scale}")
+        assert other == dataclasses.replace(gpu, scale=scale, out=f"runs/gpu-x{scale}")
     paper = make_config("paper")
     assert paper.preset == "paper" and paper.weight_decay == 2e-4 and paper.schedule == "step"
     # the real-photo recipes share the shipped one's degradation table and loss: on the CPU at x2,
