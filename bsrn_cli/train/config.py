@@ -38,7 +38,8 @@ def read_config_file(spec: str | Path, _seen: tuple[str, ...] = ()) -> dict:
         resource = resources.files("bsrn_cli.train") / "presets" / f"{spec}.toml"
         if not resource.is_file():
             raise BsrnError(f"{spec}: no such config file or preset (presets: {', '.join(preset_names())})")
-        text, where, folder, key = resource.read_text(), f"preset {spec}", None, f"preset {spec}"
+        text, where, folder = resource.read_text(), f"preset {spec}", None
+        key = where
     else:
         if not path.is_file():
             raise BsrnError(f"{path}: no such config file")
